@@ -1,0 +1,175 @@
+"""`mrivision train|evaluate|predict|explain|bench|models` — the command-line front door."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch weights at run time
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig.from_yaml(args.config)
+    for key in ("epochs", "data", "test_data", "out_dir", "run_dir", "limit", "threads"):
+        value = getattr(args, key)
+        if value is not None:
+            setattr(cfg, key, value)
+    card = train(cfg, resume=args.resume)
+    print(f"wrote {Path(cfg.out_dir) / (card['name'] + '.safetensors')} and its card")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import format_report
+    from .evaluation_run import evaluate_model
+    from .predictor import load_model
+
+    predictor = load_model(args.model)
+    label_names = args.label_names.split(",") if args.label_names else None
+    result = evaluate_model(predictor, args.data, out_csv=args.out, label_names=label_names, n_boot=args.n_boot)
+    print(format_report(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f"metrics written to {args.json}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .errors import ImageLoadError
+    from .io import load_image
+    from .predictor import load_model
+
+    predictor = load_model(args.model)
+    failed = 0
+    for file in args.files:
+        try:
+            img = load_image(file, slice_index=args.slice)
+        except ImageLoadError as exc:
+            print(f"{file}: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        p = predictor.predict(img)
+        probs = "  ".join(f"{c} {v:.3f}" for c, v in p.probabilities.items())
+        print(f"{file}: {p.label} ({p.confidence:.1%})  [{probs}]")
+        for w in p.warnings:
+            print(f"  warning: {w}")
+    return 1 if failed else 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .cam import overlay
+    from .data import encode_png
+    from .errors import ImageLoadError
+    from .io import load_image
+    from .predictor import load_model
+
+    predictor = load_model(args.model)
+    try:
+        img = load_image(args.file, slice_index=args.slice)
+    except ImageLoadError as exc:
+        print(f"{args.file}: error: {exc}", file=sys.stderr)
+        return 1
+    heat = predictor.explain(img, method=args.method, target=args.target)
+    out = Path(args.out)
+    if args.overlay:
+        import cv2
+
+        cv2.imwrite(str(out), cv2.cvtColor((overlay(img, heat) * 255).astype("uint8"), cv2.COLOR_RGB2BGR))
+    else:
+        out.write_bytes(encode_png(heat))
+    pred = predictor.predict(img)
+    print(f"{args.file}: {pred.label} ({pred.confidence:.1%}); {args.method} heatmap written to {out}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import get_spec, list_specs
+    from .predictor import list_models
+
+    shipped = list_models()
+    print("shipped (weights/):", ", ".join(shipped) or "none")
+    print("registered specs:")
+    for name in list_specs():
+        spec = get_spec(name)
+        print(f"  {name:18s} {spec.arch or spec.family:24s} {spec.input_size[0]}x{spec.input_size[1]}  {spec.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mrivision", description="Alzheimer's stage classification of brain MRI "
+                                     "slices (research demo, not a diagnostic device).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from a YAML config")
+    p.add_argument("--config", required=True, help="configs/NAME.yaml")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--data", help="training data (class folders, .parquet or .csv)")
+    p.add_argument("--test-data", dest="test_data", help="held-out test data evaluated into the card")
+    p.add_argument("--out-dir", dest="out_dir", help="where weights and card go (default weights/)")
+    p.add_argument("--run-dir", dest="run_dir", help="checkpoints and curves (default runs/)")
+    p.add_argument("--limit", type=int, help="use only N training images (smoke test)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a model on a data set with CIs")
+    p.add_argument("--model", required=True, help="shipped name or .safetensors path")
+    p.add_argument("--data", required=True, help="class folders, .parquet or .csv manifest (path,label[,group])")
+    p.add_argument("--out", help="write predictions CSV here")
+    p.add_argument("--json", help="write metrics JSON here")
+    p.add_argument("--label-names", help="comma-separated names of integer labels 0,1,2,...")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over scans")
+    p.set_defaults(func=_cmd_evaluate)
+
+    default_model = os.environ.get("MRIVISION_MODEL", "best")
+    p = sub.add_parser("predict", help="predict the stage of image files")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--model", default=default_model)
+    p.add_argument("--slice", type=int, help="slice index for 3-D volumes (default: middle)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("explain", help="write a CAM heatmap for an image")
+    p.add_argument("file")
+    p.add_argument("--model", default=default_model)
+    p.add_argument("--method", default="gradcam")
+    p.add_argument("--target", help="class to explain (default: predicted)")
+    p.add_argument("--out", default="heatmap.png")
+    p.add_argument("--overlay", action="store_true", help="write the heatmap blended over the slice")
+    p.add_argument("--slice", type=int)
+    p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("bench", help="CPU latency, throughput and memory of the shipped models")
+    p.add_argument("--models", help="comma-separated (default: all shipped)")
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("models", help="list shipped and registered models")
+    p.set_defaults(func=_cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import ModelLoadError
+
+    try:
+        return args.func(args)
+    except (ModelLoadError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Names shared by every module: the four stages, in their clinical order."""
+from __future__ import annotations
+
+CLASS_NAMES: tuple[str, ...] = ("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented")
+BINARY_CLASS_NAMES: tuple[str, ...] = ("NonDemented", "Demented")
+
+CLASS_ALIASES: dict[str, str] = {
+    # canonical names, lower-cased, punctuation stripped -> canonical
+    "nondemented": "NonDemented",
+    "noimpairment": "NonDemented",
+    "normal": "NonDemented",
+    "cn": "NonDemented",
+    "verymilddemented": "VeryMildDemented",
+    "verymildimpairment": "VeryMildDemented",
+    "verymilddementia": "VeryMildDemented",
+    "milddemented": "MildDemented",
+    "mildimpairment": "MildDemented",
+    "milddementia": "MildDemented",
+    "moderatedemented": "ModerateDemented",
+    "moderateimpairment": "ModerateDemented",
+    "moderatedementia": "ModerateDemented",
+    "demented": "Demented",
+    "alzheimers": "Demented",
+    "ad": "Demented",
+}
+
+
+def canonical_class(name: str) -> str:
+    """Map a folder or label name such as "Mild Dementia" or "No_Impairment" to our class name."""
+    key = "".join(ch for ch in str(name).lower() if ch.isalnum())
+    if key in CLASS_ALIASES:
+        return CLASS_ALIASES[key]
+    raise ValueError(f"unknown class name {name!r}; expected one of {', '.join(CLASS_NAMES)} or an alias")

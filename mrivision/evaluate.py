@@ -1,0 +1,445 @@
+"""The evaluation protocol: slice- and scan-level metrics, scan-bootstrap CIs, calibration and ROC.
+
+Pure numpy / scikit-learn (no torch, no streamlit), so the app and the CLI can import it cheaply.
+Every function that returns a result returns plain Python types, ready for ``json.dumps``.
+
+Conventions
+-----------
+* Confusion matrices: rows are true classes, columns predicted classes.
+* A slice's predicted class is the argmax of its probability vector. A scan's probability vector
+  is the mean of its slices' vectors, and its predicted class the argmax of that mean.
+* Per-class precision / recall / F1 are 0.0 when undefined (scikit-learn's ``zero_division=0``).
+* ``macro_f1`` averages per-class F1 over the classes that occur in y_true or in the predictions
+  (scikit-learn's default label set); ``balanced_accuracy`` averages recall over the classes in y_true.
+* ``macro_f1_excl_last`` (3+ classes only, else absent): per-class F1 taken from the *full* K x K
+  confusion matrix, averaged (same rule) over every class but the last one, i.e. ModerateDemented
+  for ``CLASS_NAMES``. Slices of the last class still count as misses / false alarms of the others.
+* ROC: one-vs-rest per class; a class with no positives or no negatives in y_true gets ``auc`` None
+  and empty curves; ``roc_auc_macro`` is the mean of the defined AUCs.
+* Bootstrap: scans (groups) are drawn with replacement, as many as there are, and every slice of a
+  drawn scan enters the replicate; one draw serves both the slice and the scan level; intervals
+  are percentiles. Replicates where a metric is undefined are skipped for that metric.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize_scalar
+from sklearn.metrics import roc_auc_score, roc_curve
+
+CONFIDENCE = 0.95
+MAX_ROC_POINTS = 200
+_PROB_SUM_TOLERANCE = 1e-3
+_EPS = 1e-12
+
+
+# ----------------------------------------------------------------------------- small helpers
+def _num(x: float) -> float | None:
+    """A plain float, or None for NaN."""
+    x = float(x)
+    return None if np.isnan(x) else x
+
+
+def _safe_div(a: np.ndarray, b: np.ndarray, fill: float) -> np.ndarray:
+    """a / b elementwise, ``fill`` where b == 0."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    out = np.full(np.broadcast_shapes(a.shape, b.shape), fill, dtype=float)
+    return np.divide(a, b, out=out, where=b > 0)
+
+
+def _nanmean_last(x: np.ndarray) -> np.ndarray:
+    """Mean over the last axis ignoring NaN; NaN where every entry is NaN (no warning)."""
+    valid = ~np.isnan(x)
+    n = valid.sum(axis=-1)
+    return _safe_div(np.where(valid, x, 0.0).sum(axis=-1), n, np.nan)
+
+
+def _group_index(groups: Sequence) -> tuple[list[str], np.ndarray]:
+    """Sorted unique group ids (as strings) and each item's index into them."""
+    ids, inverse = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    return [str(i) for i in ids], inverse.reshape(-1)
+
+
+def _check_inputs(
+    y_true: Sequence[int], probs: np.ndarray, class_names: Sequence[str], groups: Sequence | None
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """Validate and convert inputs; ``groups`` None becomes one group per slice."""
+    y = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    p = np.asarray(probs, dtype=float)
+    k = len(class_names)
+    if k < 2 or p.ndim != 2 or p.shape[1] != k:
+        raise ValueError(f"probs must have shape (n, {k}) for classes {list(class_names)}, got {p.shape}")
+    if len(y) == 0 or len(y) != len(p):
+        raise ValueError(f"y_true has {len(y)} labels but probs has {len(p)} rows (need the same, > 0)")
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"labels must lie in 0..{k - 1}, got {sorted(set(y.tolist()))}")
+    if not np.all(np.isfinite(p)) or p.min() < 0 or np.abs(p.sum(axis=1) - 1).max() > _PROB_SUM_TOLERANCE:
+        raise ValueError("probs must be finite, non-negative, and each row must sum to 1")
+    if groups is None:
+        groups = [str(i) for i in range(len(y))]
+    elif len(groups) != len(y):
+        raise ValueError(f"groups has {len(groups)} entries but there are {len(y)} slices")
+    return y, p, list(groups)
+
+
+# ----------------------------------------------------------------------------- confusion metrics
+def _group_confusions(group_idx: np.ndarray, y: np.ndarray, pred: np.ndarray, n_groups: int, k: int) -> np.ndarray:
+    """Per-group confusion counts, shape (n_groups, k, k)."""
+    flat = (group_idx * k + y) * k + pred
+    return np.bincount(flat, minlength=n_groups * k * k).reshape(n_groups, k, k)
+
+
+def _confusion_metrics(cms: np.ndarray) -> dict[str, np.ndarray]:
+    """Headline metrics of confusion matrices stacked on leading axes, shape (..., k, k)."""
+    cms = np.asarray(cms, dtype=float)
+    tp = np.diagonal(cms, axis1=-2, axis2=-1)
+    support, predicted = cms.sum(axis=-1), cms.sum(axis=-2)
+    recall = _safe_div(tp, support, np.nan)
+    f1 = _safe_div(2 * tp, support + predicted, np.nan)
+    metrics = {
+        "accuracy": tp.sum(axis=-1) / support.sum(axis=-1),
+        "balanced_accuracy": _nanmean_last(recall),
+        "macro_f1": _nanmean_last(f1),
+    }
+    if cms.shape[-1] > 2:
+        metrics["macro_f1_excl_last"] = _nanmean_last(f1[..., :-1])
+    return metrics
+
+
+def _confusion_summary(cm: np.ndarray, class_names: Sequence[str]) -> dict:
+    """Headline metrics, per-class table and confusion matrices (counts, row-normalised) of one matrix."""
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    precision, recall = _safe_div(tp, predicted, 0.0), _safe_div(tp, support, 0.0)
+    f1 = _safe_div(2 * tp, support + predicted, 0.0)
+    per_class = {
+        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+        for i, name in enumerate(class_names)
+    }
+    return {
+        **{name: _num(value) for name, value in _confusion_metrics(cm).items()},
+        "per_class": per_class,
+        "confusion_matrix": cm.astype(int).tolist(),
+        "confusion_matrix_normalized": _safe_div(cm, support[:, None], 0.0).tolist(),
+    }
+
+
+# ----------------------------------------------------------------------------- public pieces
+def aggregate_by_group(
+    probs: np.ndarray, y_true: Sequence[int], groups: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Mean slice probabilities per scan: (scan probs, scan labels, sorted scan ids).
+
+    Raises ValueError if a scan's slices carry different labels.
+    """
+    p = np.asarray(probs, dtype=float)
+    y = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    if not len(p) == len(y) == len(groups):
+        raise ValueError(f"probs ({len(p)}), y_true ({len(y)}) and groups ({len(groups)}) differ in length")
+    ids, inverse = _group_index(groups)
+    n = len(ids)
+    sums = np.zeros((n, p.shape[1]))
+    np.add.at(sums, inverse, p)
+    lowest, highest = np.full(n, np.iinfo(np.int64).max), np.full(n, np.iinfo(np.int64).min)
+    np.minimum.at(lowest, inverse, y)
+    np.maximum.at(highest, inverse, y)
+    mixed = [ids[i] for i in np.flatnonzero(lowest != highest)]
+    if mixed:
+        raise ValueError(f"{len(mixed)} scan(s) mix labels across their slices, e.g. {mixed[:5]}")
+    return sums / np.bincount(inverse, minlength=n)[:, None], lowest, ids
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: Sequence[int], n_bins: int = 15) -> tuple[float, list[dict]]:
+    """ECE on max-probability confidence with equal-width bins, and reliability-diagram bins.
+
+    Bin b covers [b/n_bins, (b+1)/n_bins), the last bin also holds 1.0.
+    ECE = sum_b (n_b / N) * |accuracy_b - mean confidence_b|. Empty bins have None confidence/accuracy.
+    """
+    p = np.asarray(probs, dtype=float)
+    y = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    confidence = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(float)
+    idx = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins)
+    conf_sum = np.bincount(idx, weights=confidence, minlength=n_bins)
+    correct_sum = np.bincount(idx, weights=correct, minlength=n_bins)
+    ece = float(np.abs(correct_sum - conf_sum).sum() / len(y))
+    mean_conf, accuracy = _safe_div(conf_sum, count, np.nan), _safe_div(correct_sum, count, np.nan)
+    bins = [
+        {
+            "lower": b / n_bins,
+            "upper": (b + 1) / n_bins,
+            "center": (b + 0.5) / n_bins,
+            "confidence": _num(mean_conf[b]),
+            "accuracy": _num(accuracy[b]),
+            "count": int(count[b]),
+        }
+        for b in range(n_bins)
+    ]
+    return ece, bins
+
+
+def bootstrap_ci(
+    group_confusions: Mapping[str, np.ndarray], *, n_boot: int = 1000, seed: int = 0, confidence: float = CONFIDENCE
+) -> dict[str, dict[str, list[float | None]]]:
+    """Percentile CIs of the headline metrics, resampling groups (scans) with replacement.
+
+    ``group_confusions`` maps a level name ("slice", "scan") to per-group confusion counts of shape
+    (n_groups, k, k), groups in the same order for every level. Each replicate draws n_groups group
+    indices once (shared by all levels) and sums the drawn groups' matrices, so every slice of a drawn
+    scan is included, as often as the scan is drawn. Returns {level: {metric: [low, high]}}.
+    """
+    n_groups = {cms.shape[0] for cms in group_confusions.values()}
+    if len(n_groups) != 1:
+        raise ValueError(f"all levels must have the same number of groups, got {sorted(n_groups)}")
+    (n,) = n_groups
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    flat = (draws + (np.arange(n_boot) * n)[:, None]).ravel()
+    weights = np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(float)
+    tail = 50.0 * (1.0 - confidence)
+    intervals = {}
+    for level, cms in group_confusions.items():
+        k = cms.shape[-1]
+        replicates = (weights @ cms.reshape(n, k * k).astype(float)).reshape(n_boot, k, k)
+        intervals[level] = {
+            metric: _percentile_interval(values, tail) for metric, values in _confusion_metrics(replicates).items()
+        }
+    return intervals
+
+
+def _percentile_interval(values: np.ndarray, tail: float) -> list[float | None]:
+    """[tail, 100 - tail] percentiles of the defined (non-NaN) values; [None, None] if none is defined."""
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return [None, None]
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return [float(low), float(high)]
+
+
+def _roc(is_positive: np.ndarray, score: np.ndarray) -> dict:
+    """One ROC curve (at most MAX_ROC_POINTS points, ends kept) and its AUC; None/empty if one-sided."""
+    if is_positive.all() or not is_positive.any():
+        return {"fpr": [], "tpr": [], "auc": None}
+    fpr, tpr, _ = roc_curve(is_positive, score)
+    if len(fpr) > MAX_ROC_POINTS:
+        keep = np.unique(np.linspace(0, len(fpr) - 1, MAX_ROC_POINTS).round().astype(int))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auc": float(roc_auc_score(is_positive, score))}
+
+
+def _binary_metrics(y: np.ndarray, p_positive: np.ndarray, threshold: float, positive_class: str, auc: float | None) -> dict:
+    """Sensitivity / specificity of "P(positive) >= threshold" and the positive class's AUC."""
+    positive, flagged = y == 1, p_positive >= threshold
+    tp, fn = int(np.sum(positive & flagged)), int(np.sum(positive & ~flagged))
+    tn, fp = int(np.sum(~positive & ~flagged)), int(np.sum(~positive & flagged))
+    return {
+        "positive_class": positive_class,
+        "auc": auc,
+        "threshold": float(threshold),
+        "sensitivity": _num(_safe_div(tp, tp + fn, np.nan)),
+        "specificity": _num(_safe_div(tn, tn + fp, np.nan)),
+        "tp": tp,
+        "fn": fn,
+        "tn": tn,
+        "fp": fp,
+    }
+
+
+# ----------------------------------------------------------------------------- the protocol
+def evaluate_predictions(
+    y_true: Sequence[int],
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    groups: Sequence[str] | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    threshold: float = 0.5,
+) -> dict:
+    """Run the full protocol on slice probabilities; ``groups`` are scan ids (None: one scan per slice).
+
+    ``n_boot=0`` skips the bootstrap (``ci`` is then None). See the module docstring for conventions.
+    """
+    y, p, groups = _check_inputs(y_true, probs, class_names, groups)
+    names = [str(c) for c in class_names]
+    k = len(names)
+    scan_probs, scan_y, scan_ids = aggregate_by_group(p, y, groups)
+    _, slice_scan = _group_index(groups)
+    n_scans = len(scan_ids)
+    per_scan = {
+        "slice": _group_confusions(slice_scan, y, p.argmax(axis=1), n_scans, k),
+        "scan": _group_confusions(np.arange(n_scans), scan_y, scan_probs.argmax(axis=1), n_scans, k),
+    }
+    roc = {name: _roc(y == i, p[:, i]) for i, name in enumerate(names)}
+    aucs = [curve["auc"] for curve in roc.values() if curve["auc"] is not None]
+    ece, bins = expected_calibration_error(p, y)
+    onehot = np.eye(k)[y]
+    result = {
+        "n_slices": len(y),
+        "n_scans": n_scans,
+        "class_names": names,
+        "excluded_class": names[-1] if k > 2 else None,
+        "slice": {
+            **_confusion_summary(per_scan["slice"].sum(axis=0), names),
+            "roc_auc_macro": float(np.mean(aucs)) if aucs else None,
+            "nll": float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], _EPS, None)))),
+            "brier": float(np.mean(np.sum((p - onehot) ** 2, axis=1))),
+        },
+        "scan": {**_confusion_summary(per_scan["scan"].sum(axis=0), names), "n_scans": n_scans},
+        "ci": bootstrap_ci(per_scan, n_boot=n_boot, seed=seed) if n_boot > 0 else None,
+        "bootstrap": {"n_boot": n_boot, "seed": seed, "confidence": CONFIDENCE, "unit": "scan"},
+        "calibration": {"ece": ece, "n_bins": len(bins), "bins": bins},
+        "roc": roc,
+    }
+    if k == 2:
+        result["binary"] = _binary_metrics(y, p[:, 1], threshold, names[1], roc[names[1]]["auc"])
+    return result
+
+
+# ----------------------------------------------------------------------------- report
+def _fmt(value: float | None, digits: int = 3) -> str:
+    """A number with fixed digits, or "n/a"."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _with_ci(result: dict, level: str, metric: str) -> str:
+    """"value [low, high]" of one metric at one level (no brackets without a CI)."""
+    value = result[level].get(metric)
+    ci = (result.get("ci") or {}).get(level, {}).get(metric)
+    text = _fmt(value)
+    return f"{text} [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else text
+
+
+def _matrix_lines(matrix: list[list[int]], names: list[str]) -> list[str]:
+    """A confusion matrix as text rows, class names on both axes."""
+    width = max(len(n) for n in names) + 2
+    cell = max(9, max(len(str(v)) for row in matrix for v in row) + 2)
+    lines = [" " * width + "".join(f"{n[:cell - 1]:>{cell}}" for n in names)]
+    lines += [f"{name:<{width}}" + "".join(f"{v:>{cell}}" for v in row) for name, row in zip(names, matrix)]
+    return lines
+
+
+def format_report(result: dict) -> str:
+    """Plain-text report: headline metrics with CIs, per-class table, confusion matrices."""
+    names = result["class_names"]
+    boot = result["bootstrap"]
+    ci_note = (
+        f"{boot['confidence']:.0%} CI: percentile bootstrap over scans, n={boot['n_boot']}, seed={boot['seed']}"
+        if result.get("ci")
+        else "no bootstrap"
+    )
+    lines = [f"Evaluation on {result['n_slices']} slices from {result['n_scans']} scans ({ci_note})", ""]
+    headline = [("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"), ("macro-F1", "macro_f1")]
+    if result["excluded_class"] is not None:
+        headline.append((f"macro-F1 excl. {result['excluded_class']}", "macro_f1_excl_last"))
+    label_width = max(len(label) for label, _ in headline) + 2
+    lines.append(f"{'':<{label_width}}{'slice':<26}{'scan':<26}")
+    for label, key in headline:
+        lines.append(f"{label:<{label_width}}{_with_ci(result, 'slice', key):<26}{_with_ci(result, 'scan', key):<26}")
+    s = result["slice"]
+    lines += [
+        "",
+        f"ROC AUC (macro, one-vs-rest): {_fmt(s['roc_auc_macro'])}   ECE: {_fmt(result['calibration']['ece'])}"
+        f"   NLL: {_fmt(s['nll'])}   Brier: {_fmt(s['brier'])}",
+        "",
+        "Per class (slice level):",
+    ]
+    width = max(len(n) for n in names) + 2
+    lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>8}{'f1':>8}{'auc':>8}{'support':>9}")
+    for name in names:
+        row = s["per_class"][name]
+        lines.append(
+            f"{name:<{width}}{row['precision']:>10.3f}{row['recall']:>8.3f}{row['f1']:>8.3f}"
+            f"{_fmt(result['roc'][name]['auc']):>8}{row['support']:>9}"
+        )
+    for level in ("slice", "scan"):
+        lines += ["", f"Confusion matrix ({level} level; rows = true, columns = predicted):"]
+        lines += _matrix_lines(result[level]["confusion_matrix"], names)
+    if "binary" in result:
+        b = result["binary"]
+        lines += [
+            "",
+            f"Binary ({b['positive_class']} positive): AUC {_fmt(b['auc'])}; at P >= {b['threshold']:g}: "
+            f"sensitivity {_fmt(b['sensitivity'])}, specificity {_fmt(b['specificity'])} "
+            f"(TP {b['tp']}, FN {b['fn']}, TN {b['tn']}, FP {b['fp']})",
+        ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# ----------------------------------------------------------------------------- prediction tables
+def predictions_table(
+    paths: Sequence, groups: Sequence[str] | None, y_true: Sequence[int], probs: np.ndarray, class_names: Sequence[str]
+) -> pd.DataFrame:
+    """One row per slice: path, group, true, predicted (class names), p_<class> per class.
+
+    ``groups`` None gives each slice its own group (its row number).
+    """
+    y, p, groups = _check_inputs(y_true, probs, class_names, groups)
+    names = [str(c) for c in class_names]
+    if len(paths) != len(y):
+        raise ValueError(f"{len(paths)} paths for {len(y)} slices")
+    table = pd.DataFrame(
+        {
+            "path": [str(x) for x in paths],
+            "group": [str(g) for g in groups],
+            "true": [names[i] for i in y],
+            "predicted": [names[i] for i in p.argmax(axis=1)],
+        }
+    )
+    for i, name in enumerate(names):
+        table[f"p_{name}"] = p[:, i]
+    return table
+
+
+def metrics_from_predictions_csv(
+    path_or_df: str | Path | pd.DataFrame, class_names: Sequence[str] | None = None, **kw
+) -> dict:
+    """Re-run :func:`evaluate_predictions` on a :func:`predictions_table` (DataFrame or CSV path).
+
+    Class names default to the ``p_<class>`` columns in order; the ``predicted`` column is ignored
+    (recomputed from the probabilities); without a ``group`` column each slice is its own scan.
+    ``kw`` goes to :func:`evaluate_predictions`.
+    """
+    if isinstance(path_or_df, pd.DataFrame):
+        table = path_or_df
+    else:
+        table = pd.read_csv(path_or_df, dtype={"path": str, "group": str, "true": str}, float_precision="round_trip")
+    names = [c[2:] for c in table.columns if c.startswith("p_")] if class_names is None else list(class_names)
+    missing = [c for c in ["true", *(f"p_{n}" for n in names)] if c not in table.columns]
+    if not names or missing:
+        raise ValueError(f"prediction table lacks columns {missing or ['p_<class>']}")
+    index = {name: i for i, name in enumerate(names)}
+    unknown = sorted(set(table["true"].astype(str)) - set(index))
+    if unknown:
+        raise ValueError(f"unknown true labels {unknown}; expected one of {names}")
+    y = table["true"].astype(str).map(index).to_numpy(dtype=np.int64)
+    probs = table[[f"p_{n}" for n in names]].to_numpy(dtype=float)
+    groups = table["group"].astype(str).tolist() if "group" in table.columns else None
+    return evaluate_predictions(y, probs, names, groups, **kw)
+
+
+# ----------------------------------------------------------------------------- temperature scaling
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax, numerically stable."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / temperature), row-wise."""
+    return np.exp(_log_softmax(np.asarray(logits, dtype=float) / temperature))
+
+
+def fit_temperature(logits: np.ndarray, y_true: Sequence[int]) -> float:
+    """Temperature T minimising the NLL of softmax(logits / T), searched on log T in [-3, 3]."""
+    z = np.asarray(logits, dtype=float)
+    y = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    rows = np.arange(len(y))
+
+    def nll(log_t: float) -> float:
+        return float(-_log_softmax(z / np.exp(log_t))[rows, y].mean())
+
+    best = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-6})
+    return float(np.exp(best.x))

@@ -1,0 +1,103 @@
+"""`Predictor`: a loaded model with its card; predict() and explain() for one slice or many."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .models import MRINet
+from .transforms import batch_tensor
+from .weights import list_shipped, load_weights
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one slice."""
+
+    label: str
+    probabilities: dict[str, float]
+    model: str
+    confidence: float
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Predictor:
+    """Thread-safe inference over one model. CAM calls hold `lock` (hooks on a shared model)."""
+
+    def __init__(self, model: MRINet, card: dict[str, Any] | None = None) -> None:
+        self.model = model.eval()
+        self.card = card or {}
+        self.spec = model.spec
+        self.name = self.card.get("name", self.spec.name)
+        self.class_names = tuple(self.spec.class_names)
+        self.temperature = float(self.card.get("temperature", 1.0))
+        self.tta = bool(self.card.get("preprocessing", {}).get("tta_hflip", False))
+        self.lock = threading.Lock()
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "Predictor":
+        model, card = load_weights(name_or_path)
+        return cls(model, card)
+
+    def logits(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Raw logits (N, classes); averaged over a horizontal flip when the card asks for TTA."""
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(images), batch_size):
+                x = batch_tensor(list(images[i:i + batch_size]), self.spec)
+                y = self.model(x)
+                if self.tta:
+                    y = (y + self.model(torch.flip(x, dims=[3]))) / 2
+                out.append(y.float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
+
+    def predict_proba(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Calibrated class probabilities (temperature-scaled softmax)."""
+        return softmax(self.logits(images, batch_size) / self.temperature)
+
+    def predict(self, img: np.ndarray) -> Prediction:
+        probs = self.predict_proba([img])[0]
+        k = int(probs.argmax())
+        return Prediction(
+            label=self.class_names[k],
+            probabilities={c: float(p) for c, p in zip(self.class_names, probs)},
+            model=self.name,
+            confidence=float(probs[k]),
+            warnings=tuple(self.input_warnings(img, probs)),
+        )
+
+    def input_warnings(self, img: np.ndarray, probs: np.ndarray) -> list[str]:
+        """Plain-language warnings when the input looks unlike the training data."""
+        from .ood import ood_warnings
+
+        return ood_warnings(img, probs, self.card.get("ood"))
+
+    def explain(self, img: np.ndarray, method: str = "gradcam", target: int | str | None = None,
+                aug_smooth: bool = False) -> np.ndarray:
+        """Heatmap in [0,1] at the input's resolution for `target` (default: the predicted class)."""
+        from .cam import explain
+
+        if isinstance(target, str):
+            target = self.class_names.index(target)
+        with self.lock:
+            return explain(self.model, img, method=method, target=target, aug_smooth=aug_smooth)
+
+
+def load_model(name_or_path: str | Path) -> Predictor:
+    """Load a shipped model by name, or a `.safetensors`/`.json` path."""
+    return Predictor.load(name_or_path)
+
+
+def list_models() -> list[str]:
+    """Names of the models shipped in `weights/`."""
+    return list_shipped()

@@ -1,0 +1,356 @@
+"""Training: group-aware validation split, cached frozen features, early stopping, checkpoints.
+
+`train(config)` is what `mrivision train --config configs/NAME.yaml` runs. It writes a
+checkpoint every epoch (`--resume` continues from it), a training-curve CSV, and at the end
+`weights/NAME.safetensors` + `NAME.json` (the model card).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import yaml
+from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
+from torch import nn
+from tqdm import tqdm
+
+from .data import Sample, fingerprint, group_split, load_dataset, pseudo_scan_groups, read_sample
+from .evaluate import fit_temperature
+from .models import MRINet, create_model, get_spec
+from .transforms import Augment, batch_tensor
+
+
+@dataclass
+class TrainConfig:
+    """One training run; every field can be set in the YAML config."""
+
+    model: str
+    data: str = "../shared/data/alzheimer-4class/train"
+    test_data: str | None = "../shared/data/alzheimer-4class/test"
+    spec: dict[str, Any] = field(default_factory=dict)  # overrides of the registered ModelSpec
+    name: str | None = None  # shipped name (default: the spec's name)
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    balance: str = "sqrt"  # sampler weights: "none" | "sqrt" (1/sqrt(freq)) | "inverse" (1/freq)
+    augment: bool = True
+    mixup: float = 0.0  # Beta(a, a) mixup strength; 0 disables
+    cache_views: int = 3  # views per image cached through the frozen prefix (view 0 is clean)
+    val_fraction: float = 0.15
+    group_threshold: float = 0.97
+    random_split: bool = False  # the leakage lesson: split slices at random, ignoring scans
+    monitor: str = "macro_f1"  # validation metric for early stopping and LR plateau
+    patience: int = 5
+    lr_patience: int = 2
+    seed: int = 0
+    tta_hflip: bool = True
+    threads: int = 0
+    out_dir: str = "weights"
+    run_dir: str = "runs"
+    limit: int = 0  # use only this many training images (smoke tests)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        return cls(**raw)
+
+    @property
+    def run_name(self) -> str:
+        return self.name or self.model
+
+
+def set_seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def load_images(samples: Sequence[Sample], desc: str) -> list[np.ndarray]:
+    return [read_sample(s) for s in tqdm(samples, desc=desc, leave=False, mininterval=2)]
+
+
+def assign_groups(samples: list[Sample], images: list[np.ndarray], threshold: float) -> list[Sample]:
+    """Tree data without scan names gets pseudo-scan groups from image similarity."""
+    if len({s.group for s in samples}) < len(samples):
+        return samples
+    groups = pseudo_scan_groups(images, [s.label for s in samples], threshold)
+    return [dataclasses.replace(s, group=g) for s, g in zip(samples, groups)]
+
+
+def split(cfg: TrainConfig, samples: list[Sample]) -> tuple[list[int], list[int]]:
+    """Indices of training and validation samples."""
+    if cfg.random_split:
+        rng = np.random.default_rng(cfg.seed)
+        order = rng.permutation(len(samples))
+        n_val = round(len(samples) * cfg.val_fraction)
+        return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+    tr, va = group_split(samples, cfg.val_fraction, cfg.seed)
+    index = {s.name: i for i, s in enumerate(samples)}
+    return [index[s.name] for s in tr], [index[s.name] for s in va]
+
+
+def sampler_weights(labels: np.ndarray, mode: str, n_classes: int) -> np.ndarray:
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    power = {"none": 0.0, "sqrt": 0.5, "inverse": 1.0}[mode]
+    w = 1.0 / np.maximum(counts, 1) ** power
+    return w[labels] / w[labels].sum()
+
+
+class FeatureSource:
+    """Batches of inputs to the trainable part: cached frozen features, or augmented images."""
+
+    def __init__(self, model: MRINet, images: list[np.ndarray], cfg: TrainConfig, train: bool) -> None:
+        self.model, self.images, self.cfg, self.train = model, images, cfg, train
+        self.augment = Augment() if (cfg.augment and train) else None
+        self.cached: torch.Tensor | None = None
+        if model.split_index() > 0:
+            self.cached = self._cache(cfg.cache_views if (train and cfg.augment) else 1)
+
+    def _cache(self, views: int) -> torch.Tensor:
+        frozen = self.model.frozen_part().eval()
+        rng = np.random.default_rng(self.cfg.seed + 1)
+        out = []
+        with torch.inference_mode():
+            for v in range(views):
+                feats = []
+                for i in tqdm(range(0, len(self.images), 64), desc=f"caching frozen features (view {v + 1}/{views})",
+                              leave=False, mininterval=2):
+                    ims = self.images[i:i + 64]
+                    if v > 0:
+                        ims = [Augment()(im, rng) for im in ims]
+                    feats.append(frozen(batch_tensor(ims, self.model.spec)).half())
+                out.append(torch.cat(feats))
+        return torch.stack(out)  # (views, N, C, H, W)
+
+    def batch(self, idx: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        if self.cached is not None:
+            views = rng.integers(0, self.cached.shape[0], size=len(idx)) if self.train else np.zeros(len(idx), int)
+            return self.cached[torch.from_numpy(views), torch.from_numpy(idx)].float()
+        ims = [self.images[i] for i in idx]
+        if self.augment is not None:
+            ims = [self.augment(im, rng) for im in ims]
+        return batch_tensor(ims, self.model.spec)
+
+
+def val_metrics(labels: np.ndarray, logits: np.ndarray, loss: float) -> dict[str, float]:
+    probs = torch.softmax(torch.from_numpy(logits), 1).numpy()
+    pred = probs.argmax(1)
+    present = np.unique(labels)
+    try:
+        if probs.shape[1] == 2:
+            auc = roc_auc_score(labels, probs[:, 1])
+        else:
+            auc = roc_auc_score(labels, probs[:, present] / probs[:, present].sum(1, keepdims=True),
+                                multi_class="ovr", labels=present)
+    except ValueError:
+        auc = float("nan")
+    return {
+        "loss": loss,
+        "accuracy": float((pred == labels).mean()),
+        "balanced_accuracy": float(balanced_accuracy_score(labels, pred)),
+        "macro_f1": float(f1_score(labels, pred, average="macro", labels=present)),
+        "auc": float(auc),
+    }
+
+
+def run_logits(part: nn.Module, source: FeatureSource, batch_size: int) -> np.ndarray:
+    part.eval()
+    out = []
+    rng = np.random.default_rng(0)
+    with torch.inference_mode():
+        for i in range(0, len(source.images), batch_size):
+            out.append(part(source.batch(np.arange(i, min(i + batch_size, len(source.images))), rng)).numpy())
+    return np.concatenate(out)
+
+
+def make_optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adam or adamw)")
+
+
+def code_version() -> str:
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train, checkpoint every epoch, keep the best epoch, write weights and card; returns the card."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    set_seed(cfg.seed)
+    spec = get_spec(cfg.model).replace(**cfg.spec, **({"name": cfg.name} if cfg.name else {}))
+    run_dir = Path(cfg.run_dir) / cfg.run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    samples = load_dataset(cfg.data, spec.class_names)
+    if cfg.limit:
+        samples = [samples[i] for i in np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.limit]]
+    images = load_images(samples, "reading images")
+    samples = assign_groups(samples, images, cfg.group_threshold)
+    tr_idx, va_idx = split(cfg, samples)
+    labels = np.array([s.label for s in samples])
+    y_tr, y_va = labels[tr_idx], labels[va_idx]
+    n_groups = {c: len({s.group for s in samples if s.label == k}) for k, c in enumerate(spec.class_names)}
+    log(f"{len(tr_idx)} training / {len(va_idx)} validation slices; scan groups per class {n_groups}"
+        f"{' (ignored: random split)' if cfg.random_split else ''}")
+
+    model = create_model(spec, pretrained=True)
+    t0 = time.time()
+    src_tr = FeatureSource(model, [images[i] for i in tr_idx], cfg, train=True)
+    src_va = FeatureSource(model, [images[i] for i in va_idx], cfg, train=False)
+    cache_s = time.time() - t0
+    part = model.trainable_part()
+    params = [p for p in part.parameters() if p.requires_grad]
+    opt = make_optimizer(cfg, params)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.3, patience=cfg.lr_patience)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best": -1.0, "best_epoch": 0, "bad_epochs": 0}
+    ckpt = run_dir / "last.pt"
+    best_path = run_dir / "best.pt"
+    if resume and ckpt.is_file():
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+        part.load_state_dict(saved["part"])
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        state = saved["state"]
+        torch.set_rng_state(saved["torch_rng"])
+        log(f"resumed from {ckpt} after epoch {state['epoch']}")
+
+    weights = sampler_weights(y_tr, cfg.balance, spec.num_classes)
+    steps = max(1, len(tr_idx) // cfg.batch_size)
+    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+        rng = np.random.default_rng(cfg.seed * 1000 + epoch)
+        part.train()
+        model.frozen_part().eval()
+        t_ep = time.time()
+        total = 0.0
+        bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", mininterval=1)
+        for step in bar:
+            idx = rng.choice(len(tr_idx), size=cfg.batch_size, p=weights)
+            x, y = src_tr.batch(idx, rng), torch.from_numpy(y_tr[idx])
+            if cfg.mixup > 0:
+                lam = float(rng.beta(cfg.mixup, cfg.mixup))
+                perm = torch.from_numpy(rng.permutation(len(idx)))
+                out = part(lam * x + (1 - lam) * x[perm])
+                loss = lam * loss_fn(out, y) + (1 - lam) * loss_fn(out, y[perm])
+            else:
+                loss = loss_fn(part(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+            bar.set_postfix(loss=f"{total / (step + 1):.3f}")
+        epoch_s = time.time() - t_ep
+        va_logits = run_logits(part, src_va, 128)
+        va_loss = float(loss_fn(torch.from_numpy(va_logits), torch.from_numpy(y_va)))
+        metrics = val_metrics(y_va, va_logits, va_loss)
+        score = metrics[cfg.monitor]
+        sched.step(score)
+        row = {"epoch": epoch, "train_loss": total / steps, **{f"val_{k}": v for k, v in metrics.items()},
+               "lr": opt.param_groups[0]["lr"], "epoch_seconds": epoch_s,
+               "images_per_second": steps * cfg.batch_size / epoch_s}
+        state["history"].append(row)
+        improved = score > state["best"]
+        if improved:
+            state.update(best=score, best_epoch=epoch, bad_epochs=0)
+            torch.save(part.state_dict(), best_path)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        torch.save({"part": part.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state,
+                    "torch_rng": torch.get_rng_state()}, ckpt)
+        write_history(run_dir, state["history"])
+        log(f"epoch {epoch}: train loss {row['train_loss']:.3f}, val {cfg.monitor} {score:.3f} "
+            f"(acc {metrics['accuracy']:.3f}, auc {metrics['auc']:.3f}), {epoch_s:.0f}s, "
+            f"{row['images_per_second']:.0f} img/s{' *' if improved else ''}")
+        if state["bad_epochs"] >= cfg.patience:
+            log(f"early stop: no {cfg.monitor} gain for {cfg.patience} epochs")
+            break
+
+    part.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
+    va_logits = run_logits(part, src_va, 128)
+    temperature = fit_temperature(va_logits, y_va)
+    model.eval()
+    card = {
+        "description": spec.description,
+        "class_names": list(spec.class_names),
+        "temperature": temperature,
+        "preprocessing": {"input_size": list(spec.input_size), "mean": spec.mean, "std": spec.std,
+                          "resize": "keep aspect, pad black", "tta_hflip": cfg.tta_hflip},
+        "training": {"config": dataclasses.asdict(cfg), "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+                     "best_val": {cfg.monitor: state["best"]}, "history": state["history"],
+                     "seconds": round(time.time() - started), "feature_cache_seconds": round(cache_s),
+                     "hardware": hardware(), "peak_rss_mb": round(peak_rss_mb()),
+                     "split": "random slices (leaky)" if cfg.random_split else "pseudo-scan groups from train/",
+                     "n_train": len(tr_idx), "n_val": len(va_idx)},
+        "data": {"train": fingerprint(samples)},
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in params),
+        "code_version": code_version(),
+    }
+    from .ood import fit_ood
+
+    card["ood"] = fit_ood([images[i] for i in tr_idx])
+    return card_with_test_metrics(model, card, cfg, Path(cfg.out_dir), log)
+
+
+def card_with_test_metrics(model: MRINet, card: dict[str, Any], cfg: TrainConfig, out_dir: Path,
+                           log: Callable[[str], None]) -> dict[str, Any]:
+    """Save the model; evaluate it on the held-out test data (if given) and store the metrics in its card."""
+    from .evaluate import format_report
+    from .evaluation_run import evaluate_model
+    from .predictor import Predictor
+    from .weights import load_weights, save_model
+
+    save_model(model, card, out_dir)
+    if cfg.test_data and Path(cfg.test_data).exists():
+        model16, card = load_weights(out_dir / f"{model.spec.name}.safetensors")  # evaluate what ships
+        result = evaluate_model(Predictor(model16, card), cfg.test_data,
+                                out_csv=out_dir / f"{model.spec.name}.predictions.csv")
+        card["metrics"] = {"test": result, "test_data": {"path": cfg.test_data, **result["data"]}}
+        card_path = out_dir / f"{model.spec.name}.json"
+        card_path.write_text(json.dumps(card, indent=2))
+        log(format_report(result))
+    return card
+
+
+def hardware() -> str:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {gpu}"
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    import csv
+
+    with open(run_dir / "history.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)

@@ -1,0 +1,82 @@
+"""Shipped weights: `<name>.safetensors` + `<name>.json` card, with a SHA-256 checked at load."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import ModelLoadError
+from .models import MRINet, ModelSpec, create_model
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model(model: MRINet, card: dict[str, Any], out_dir: Path, half: bool = True) -> Path:
+    """Write the weights (fp16 by default) and the card, which records the file's SHA-256."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = model.spec.name
+    weights = out_dir / f"{name}.safetensors"
+    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(weights), metadata={"name": name})
+    card = {**card, "name": name, "spec": model.spec.to_dict(), "weights_file": weights.name,
+            "weights_sha256": sha256_file(weights), "storage_dtype": "float16" if half else "float32"}
+    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2))
+    return weights
+
+
+def resolve(name_or_path: str | Path) -> tuple[Path, Path]:
+    """A shipped name, a `.safetensors` path or a `.json` card path -> (weights, card)."""
+    p = Path(name_or_path)
+    if p.suffix in (".safetensors", ".json"):
+        base = p.with_suffix("")
+    elif p.parent != Path(".") or p.exists():
+        base = p
+    else:
+        base = WEIGHTS_DIR / str(name_or_path)
+    weights, card = base.with_suffix(".safetensors"), base.with_suffix(".json")
+    for f in (weights, card):
+        if not f.is_file():
+            raise ModelLoadError(f"model file {f} not found (shipped models: {', '.join(list_shipped()) or 'none'})")
+    return weights, card
+
+
+def read_card(card_path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"model card {card_path} is unreadable: {exc}") from exc
+
+
+def load_weights(name_or_path: str | Path) -> tuple[MRINet, dict[str, Any]]:
+    """Build the model from its card and load verified weights (float32 in memory)."""
+    weights, card_path = resolve(name_or_path)
+    card = read_card(card_path)
+    expected = card.get("weights_sha256")
+    if expected and sha256_file(weights) != expected:
+        raise ModelLoadError(f"{weights} does not match the SHA-256 in its card: the file is corrupted or was replaced")
+    try:
+        spec = ModelSpec.from_dict(card["spec"])
+        model = create_model(spec, pretrained=False)
+        state = load_file(str(weights))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except (KeyError, TypeError, RuntimeError, SafetensorError) as exc:
+        raise ModelLoadError(f"{weights} could not be loaded as {card.get('name', '?')}: {exc}") from exc
+    model.eval()
+    return model, card
+
+
+def list_shipped(directory: Path = WEIGHTS_DIR) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.safetensors") if p.with_suffix(".json").is_file())
+
