@@ -19,6 +19,7 @@ from .constants import BINARY_CLASS_NAMES, CLASS_NAMES, canonical_class
 from .io import load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".dcm", ".nii", ".gz"}
+MIN_GROUPS_FOR_VAL = 4
 _SCAN_NAME = re.compile(r"^(?P<slice>\d+)(?: \((?P<scan>\d+)\))?\.[A-Za-z]+$")
 
 
@@ -183,7 +184,8 @@ def group_split(samples: Sequence[Sample], val_fraction: float = 0.15, seed: int
     for label in sorted(by_class):
         groups = sorted(by_class[label])
         rng.shuffle(groups)
-        n_val = max(1, round(len(groups) * val_fraction)) if len(groups) > 1 else 0
+        # A class with very few scans keeps them all for training (validation skips it).
+        n_val = max(1, round(len(groups) * val_fraction)) if len(groups) >= MIN_GROUPS_FOR_VAL else 0
         val_groups.update(groups[:n_val])
     train = [s for s in samples if s.group not in val_groups]
     val = [s for s in samples if s.group in val_groups]

@@ -100,7 +100,7 @@ def describe_image(src: Source, name: str | None = None, axis: int | None = None
     if kind == "raster":
         return _guarded(_describe_raster, data)
     if kind == "dicom":
-        return _guarded(lambda: _dicom_info(_read_dicom(data, sniffed)))
+        return _guarded(lambda: _dicom_info(_read_dicom(data, sniffed), axis))
     return _guarded(lambda: _nifti_layout(_nifti_header(_nifti_head(data)), axis)[0])
 
 
@@ -133,17 +133,19 @@ def _read_source(src: Source, name: str | None) -> tuple[bytes, str | None]:
     if isinstance(src, (bytes, bytearray, memoryview)):
         data = bytes(src)
     elif isinstance(src, (str, os.PathLike)):
-        path = Path(src)
-        name = name or path.name
+        label = "the file"
         try:
+            path = Path(src)
+            label = repr(path.name)
+            name = name or path.name
             with path.open("rb") as fh:
                 data = fh.read(MAX_FILE_BYTES + 1)
         except FileNotFoundError as exc:
-            raise ImageLoadError(f"Vision could not find the file {path.name!r}.") from exc
+            raise ImageLoadError(f"Vision could not find the file {label}.") from exc
         except IsADirectoryError as exc:
-            raise ImageLoadError(f"{path.name!r} is a folder, not an image file.") from exc
-        except (OSError, ValueError) as exc:
-            raise ImageLoadError(f"Vision could not open the file {path.name!r}.") from exc
+            raise ImageLoadError(f"{label} is a folder, not an image file.") from exc
+        except (OSError, ValueError, TypeError) as exc:
+            raise ImageLoadError(f"Vision could not open {label}.") from exc
     else:
         raise ImageLoadError("Vision needs an image file (a path or the file's contents) to read.")
     if not data:
@@ -163,7 +165,7 @@ def _detect_kind(data: bytes, name: str | None) -> tuple[str, bool]:
         return "nifti", True
     if data.startswith(_RASTER_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
         return "raster", True
-    lower = (name or "").lower()
+    lower = str(name or "").lower()
     if lower.endswith(_DICOM_SUFFIXES):
         return "dicom", False
     if lower.endswith(_NIFTI_SUFFIXES):
@@ -239,7 +241,9 @@ def _finite(arr: np.ndarray) -> np.ndarray:
     if finite.all():
         return arr
     if not finite.any():
-        raise ImageLoadError("The selected slice holds no valid numbers (all values are missing or infinite).")
+        raise ImageLoadError(
+            "The selected slice holds no valid numbers (all values are missing or infinite)."
+        )
     lo, hi = arr[finite].min(), arr[finite].max()
     return np.nan_to_num(arr, nan=lo, posinf=hi, neginf=lo)
 
@@ -339,21 +343,21 @@ def _check_decoder(transfer_syntax: dicom_uid.UID) -> None:
         )
 
 
-def _dicom_info(ds: Dataset) -> ImageInfo:
+def _dicom_info(ds: Dataset, axis: int | None) -> ImageInfo:
     rows, cols = int(ds.Rows), int(ds.Columns)
     frames = max(int(ds.get("NumberOfFrames") or 1), 1)
     _check_pixels(frames * rows * cols * int(ds.get("SamplesPerPixel") or 1))
     _check_sides(cols, rows)
     if frames == 1:
         return ImageInfo("dicom", (rows, cols), 1, 0)
+    if axis not in (None, 0):
+        raise ImageLoadError("A multi-frame DICOM file can only be read frame by frame (axis 0).")
     return ImageInfo("dicom", (frames, rows, cols), frames, 0)
 
 
 def _load_dicom(data: bytes, sniffed: bool, slice_index: int | None, axis: int | None) -> np.ndarray:
     ds = _read_dicom(data, sniffed)
-    info = _dicom_info(ds)
-    if info.n_slices > 1 and axis not in (None, 0):
-        raise ImageLoadError("A multi-frame DICOM file can only be read frame by frame (axis 0).")
+    info = _dicom_info(ds, axis)
     frame = _slice_number(info.n_slices, slice_index)
     arr = pixel_array(ds, index=frame if info.n_slices > 1 else None)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
@@ -363,8 +367,8 @@ def _load_dicom(data: bytes, sniffed: bool, slice_index: int | None, axis: int |
         return _minmax(_luminance(arr))
     slope = _frame_number(ds, frame, "PixelValueTransformationSequence", "RescaleSlope")
     intercept = _frame_number(ds, frame, "PixelValueTransformationSequence", "RescaleIntercept")
-    values = _finite(arr.astype(np.float64)) * (1.0 if slope is None else slope)
-    values += 0.0 if intercept is None else intercept
+    values = arr.astype(np.float64) * (1.0 if slope is None else slope)
+    values = _finite(values + (0.0 if intercept is None else intercept))
     center = _frame_number(ds, frame, "FrameVOILUTSequence", "WindowCenter")
     width = _frame_number(ds, frame, "FrameVOILUTSequence", "WindowWidth")
     if center is None or width is None or width <= 0:
@@ -378,7 +382,8 @@ def _load_dicom(data: bytes, sniffed: bool, slice_index: int | None, axis: int |
 
 def _frame_number(ds: Dataset, frame: int, group: str, keyword: str) -> float | None:
     """First value of ``keyword`` for ``frame``: per-frame group, shared group, then top level."""
-    for sequence, item in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
+    sources = (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0))
+    for sequence, item in sources:
         groups = ds.get(sequence)
         if groups is not None and item < len(groups) and groups[item].get(group):
             value = groups[item].get(group)[0].get(keyword)
@@ -446,7 +451,9 @@ def _nifti_header(head: bytes) -> nib.Nifti1Header:
     return nib.Nifti1Header.from_fileobj(io.BytesIO(head[:_NIFTI_HEADER_BYTES]))
 
 
-def _nifti_layout(header: nib.Nifti1Header, axis: int | None) -> tuple[ImageInfo, tuple[int, ...], np.ndarray]:
+def _nifti_layout(
+    header: nib.Nifti1Header, axis: int | None
+) -> tuple[ImageInfo, tuple[int, ...], np.ndarray]:
     """Return the RAS+ ImageInfo, the stored 3-D shape and the reorientation to apply."""
     dims = [int(d) for d in header.get_data_shape()]
     while len(dims) > 3 and dims[-1] == 1:
@@ -460,7 +467,9 @@ def _nifti_layout(header: nib.Nifti1Header, axis: int | None) -> tuple[ImageInfo
         raise ImageLoadError(f"This NIfTI file has an unsupported layout ({len(dims)} dimensions).")
     dtype = header.get_data_dtype()
     if dtype.kind not in "biuf" or dtype.fields is not None:
-        raise ImageLoadError("This NIfTI file stores colour or complex values; Vision reads grayscale scans only.")
+        raise ImageLoadError(
+            "This NIfTI file stores colour or complex values; Vision reads grayscale scans only."
+        )
     stored = tuple(dims + [1] * (3 - len(dims)))
     _check_pixels(int(np.prod(stored)))
     affine = header.get_best_affine()

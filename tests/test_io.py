@@ -278,8 +278,27 @@ def test_dicom_multiframe_picks_a_slice() -> None:
     np.testing.assert_allclose(load_image(data, slice_index=2), minmax(frames[2]), atol=1e-6)
     with pytest.raises(ImageLoadError, match="0 to 2"):
         load_image(data, slice_index=3)
-    with pytest.raises(ImageLoadError, match="axis 0"):
-        load_image(data, axis=2)
+    for call in (lambda: load_image(data, axis=2), lambda: describe_image(data, axis=2)):
+        with pytest.raises(ImageLoadError, match="axis 0"):
+            call()
+
+
+def test_dicom_enhanced_functional_groups() -> None:
+    frames = np.stack([PIXELS16, PIXELS16, PIXELS16])
+    per_frame = []
+    for slope in (1, -1, 1):
+        item, transform = Dataset(), Dataset()
+        transform.RescaleSlope, transform.RescaleIntercept = slope, 0
+        item.PixelValueTransformationSequence = [transform]
+        per_frame.append(item)
+    shared, voi = Dataset(), Dataset()
+    voi.WindowCenter, voi.WindowWidth = 1000, 400
+    shared.FrameVOILUTSequence = [voi]
+    data = dicom(frames, PerFrameFunctionalGroupsSequence=per_frame)
+    np.testing.assert_allclose(load_image(data, slice_index=1), 1.0 - minmax(PIXELS16), atol=1e-6)
+    np.testing.assert_allclose(load_image(data, slice_index=0), minmax(PIXELS16), atol=1e-6)
+    windowed = dicom(frames, SharedFunctionalGroupsSequence=[shared], WindowCenter=5, WindowWidth=2)
+    np.testing.assert_allclose(load_image(windowed), linear_window(PIXELS16.astype(float), 1000, 400), atol=1e-6)
 
 
 def test_dicom_rgb_becomes_luminance() -> None:

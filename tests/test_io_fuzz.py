@@ -7,6 +7,7 @@ import time
 
 import nibabel as nib
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -15,6 +16,8 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 
 from mrivision.errors import ImageLoadError
 from mrivision.io import describe_image, load_image
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # libraries warn about damaged files
 
 TIME_LIMIT_S = 2.0
 NAMES = [None, "scan.png", "scan.jpg", "scan.tif", "scan.dcm", "scan.nii", "scan.nii.gz"]
@@ -98,7 +101,7 @@ def _assert_only_image_load_error(data: bytes) -> None:
             assert elapsed < TIME_LIMIT_S, f"took {elapsed:.2f} s with name={name!r}"
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
