@@ -1,0 +1,41 @@
+"""Shared fixtures: a synthetic data set and a tiny model trained on it through the real code."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synthetic import write_tree  # noqa: E402
+
+from mrivision.train import TrainConfig, train  # noqa: E402
+
+TINY_SPEC = {"input_size": [48, 40], "extra": {"widths": [8, 16, 16, 32]}, "head_dropout": 0.0}
+
+
+def tiny_config(data: Path, test: Path | None, out: Path, **kw) -> TrainConfig:
+    base = dict(model="altzcnn", name="tiny", data=str(data), test_data=str(test) if test else None,
+                spec=TINY_SPEC, epochs=6, batch_size=16, lr=3e-3, label_smoothing=0.0, augment=False,
+                patience=10, monitor="accuracy", out_dir=str(out / "weights"), run_dir=str(out / "runs"),
+                val_fraction=0.2, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("synthetic")
+    return {"train": write_tree(root / "train", 40, seed=1), "test": write_tree(root / "test", 16, seed=2, scan_names=True)}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, synthetic_data) -> Path:
+    """Path of `tiny.safetensors` (with card and predictions CSV) trained on the synthetic data."""
+    out = tmp_path_factory.mktemp("tiny")
+    train(tiny_config(synthetic_data["train"], synthetic_data["test"], out), log=lambda _: None)
+    weights = out / "weights" / "tiny.safetensors"
+    assert json.loads(weights.with_suffix(".json").read_text())["metrics"]["test"]["slice"]["accuracy"] > 0.5
+    return weights
