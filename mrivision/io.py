@@ -336,11 +336,16 @@ def _check_decoder(transfer_syntax: dicom_uid.UID) -> None:
         available = get_decoder(transfer_syntax).is_available
     except NotImplementedError:
         available = False
-    if not available:
-        raise ImageLoadError(
-            f"This DICOM file uses a compression ({transfer_syntax.name}) that Vision does not "
-            "support. Please export the scan as uncompressed DICOM or as PNG and retry."
-        )
+    if available:
+        return
+    if transfer_syntax.name == str(transfer_syntax):  # not a transfer syntax pydicom knows
+        what = "an unknown or damaged encoding that Vision does not support"
+    else:
+        what = f"a compression ({transfer_syntax.name}) that Vision does not support"
+    raise ImageLoadError(
+        f"This DICOM file uses {what}. "
+        "Please export the scan as uncompressed DICOM or as PNG and retry."
+    )
 
 
 def _dicom_info(ds: Dataset, axis: int | None) -> ImageInfo:

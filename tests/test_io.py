@@ -327,6 +327,7 @@ def test_dicom_compressed_with_bogus_data_raises() -> None:
     assert str(info.value)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom guesses the VR of an unknown syntax
 def test_dicom_compression_without_decoder_is_explained() -> None:
     candidates = (dicom_uid.JPEGLosslessSV1, dicom_uid.JPEGLSLossless, dicom_uid.HTJ2KLossless, dicom_uid.JPEGLossless)
     missing = [ts for ts in candidates if not get_decoder(ts).is_available]
@@ -337,6 +338,9 @@ def test_dicom_compression_without_decoder_is_explained() -> None:
         with pytest.raises(ImageLoadError, match="does not support") as info:
             call(data)
         assert "uncompressed DICOM or as PNG" in str(info.value)
+    unknown = dicom(PIXELS16, transfer_syntax="1.2.3.4.5", pixel_data=encapsulate([b"\0" * 64]))
+    with pytest.raises(ImageLoadError, match="unknown or damaged encoding"):
+        load_image(unknown)
 
 
 # --- NIfTI -------------------------------------------------------------------------------------
