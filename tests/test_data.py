@@ -92,7 +92,7 @@ def test_manifest_missing_columns(tmp_path):
 def _scan(rng: np.random.Generator, label: int, n: int) -> list[np.ndarray]:
     """Neighbouring slices of one scan: one base slice with small drifts."""
     texture = cv2.GaussianBlur(rng.normal(0, 1, (48, 40)).astype(np.float32), (0, 0), 3)
-    base = make_slice(label, rng) * (1 + 0.5 * texture / np.abs(texture).max())
+    base = make_slice(label, rng) * (1 + texture / np.abs(texture).max())
     return [np.clip(base + rng.normal(0, 0.01, base.shape).astype(np.float32), 0, 1) for _ in range(n)]
 
 

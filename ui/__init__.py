@@ -1,0 +1,1 @@
+"""Streamlit-only helpers for the MRI Vision app (the `mrivision` package itself holds no Streamlit)."""
