@@ -1,0 +1,90 @@
+"""Training through the real code on synthetic data: learns, resumes exactly, caches frozen features."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_SPEC, tiny_config
+from safetensors.torch import load_file
+
+from mrivision.train import TrainConfig, train
+
+
+def test_tiny_model_learns_and_card_is_complete(tiny_model):
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    test = card["metrics"]["test"]
+    assert test["slice"]["accuracy"] > 0.6  # chance is 0.25
+    assert test["n_scans"] == 16  # `NN (k).png` names: 4 slices per scan, 4 scans per class
+    lo, hi = test["ci"]["scan"]["accuracy"]
+    assert lo <= test["scan"]["accuracy"] <= hi
+    for key in ("spec", "temperature", "preprocessing", "training", "data", "weights_sha256", "ood", "code_version"):
+        assert key in card
+    assert card["training"]["history"][0]["images_per_second"] > 0
+    assert tiny_model.with_name("tiny.predictions.csv").is_file()
+
+
+def _weights(path):
+    return {k: v.float() for k, v in load_file(str(path)).items()}
+
+
+def test_resume_gives_the_same_model(tmp_path, synthetic_data):
+    straight = tiny_config(synthetic_data["train"], None, tmp_path / "a", epochs=4, limit=80)
+    train(straight, log=lambda _: None)
+    first = tiny_config(synthetic_data["train"], None, tmp_path / "b", epochs=2, limit=80)
+    train(first, log=lambda _: None)
+    resumed = tiny_config(synthetic_data["train"], None, tmp_path / "b", epochs=4, limit=80)
+    card = train(resumed, resume=True, log=lambda _: None)
+    assert card["training"]["epochs_run"] == 4
+    a, b = _weights(tmp_path / "a/weights/tiny.safetensors"), _weights(tmp_path / "b/weights/tiny.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+
+
+def test_frozen_prefix_is_cached_and_stays_fixed(tmp_path, synthetic_data):
+    from mrivision.models import create_model
+    from mrivision.train import set_seed
+
+    spec = {**TINY_SPEC, "train_from": "block2"}
+    cfg = tiny_config(synthetic_data["train"], None, tmp_path, epochs=2, limit=80, augment=True, cache_views=2, spec=spec)
+    card = train(cfg, log=lambda _: None)
+    set_seed(cfg.seed)
+    init = create_model("altzcnn", **{**spec, "input_size": tuple(spec["input_size"])}).state_dict()
+    trained = _weights(tmp_path / "weights/tiny.safetensors")
+    frozen = [k for k in trained if k.startswith(("body.block0", "body.block1"))]
+    moving = [k for k in trained if k.startswith("body.head") and k.endswith("weight")]
+    assert frozen and moving
+    for k in frozen:
+        torch.testing.assert_close(trained[k], init[k].float(), atol=1e-3, rtol=1e-3)  # fp16 storage
+    assert any(not torch.allclose(trained[k], init[k].float(), atol=1e-3) for k in moving)
+    assert card["trainable_parameters"] < card["parameters"]
+
+
+def test_random_split_mixes_groups_and_group_split_does_not(synthetic_data):
+    from mrivision.data import Sample
+    from mrivision.train import split
+
+    samples = [Sample(f"s{i}", i % 2, f"g{i // 5}", f"s{i}") for i in range(100)]
+    for random_split, shared in ((True, True), (False, False)):
+        cfg = TrainConfig(model="altzcnn", random_split=random_split, val_fraction=0.2)
+        tr, va = split(cfg, samples)
+        overlap = {samples[i].group for i in tr} & {samples[i].group for i in va}
+        assert bool(overlap) is shared
+
+
+def test_sampler_balances_classes():
+    from mrivision.train import sampler_weights
+
+    labels = np.array([0] * 90 + [1] * 10)
+    w = sampler_weights(labels, "inverse", 2)
+    assert w[labels == 0].sum() == pytest.approx(0.5)
+    w = sampler_weights(labels, "none", 2)
+    assert w[labels == 0].sum() == pytest.approx(0.9)
+
+
+def test_unknown_config_key_is_rejected(tmp_path):
+    (tmp_path / "c.yaml").write_text("model: altzcnn\nepochz: 3\n")
+    with pytest.raises(ValueError, match="epochz"):
+        TrainConfig.from_yaml(tmp_path / "c.yaml")
