@@ -1,0 +1,165 @@
+"""Grad-CAM family heatmaps for one slice, at the slice's own resolution, and a colour overlay.
+
+The methods are pytorch-grad-cam's (one module per method there); `METHODS` names them. Our
+models see a letterboxed slice (`transforms.fit_to_size`), so `explain` crops the padding off
+the heatmap and resizes it back: the heatmap lines up pixel for pixel with the slice passed in.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+from pytorch_grad_cam import (
+    EigenCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    RandomCAM,
+    ScoreCAM,
+    XGradCAM,
+)
+from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from .models import MRINet
+from .transforms import to_tensor
+
+METHODS: dict[str, type] = {
+    "gradcam": GradCAM,
+    "gradcam++": GradCAMPlusPlus,
+    "hirescam": HiResCAM,
+    "xgradcam": XGradCAM,
+    "layercam": LayerCAM,
+    "eigencam": EigenCAM,
+    "scorecam": ScoreCAM,
+    "random": RandomCAM,  # baseline: random channel weights on the same activations
+}
+
+COLORMAPS: dict[str, int] = {
+    "jet": cv2.COLORMAP_JET,
+    "inferno": cv2.COLORMAP_INFERNO,
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "turbo": cv2.COLORMAP_TURBO,
+    "hot": cv2.COLORMAP_HOT,
+}
+
+
+class _OwnThreadActivations(ActivationsAndGradients):
+    """pytorch-grad-cam's hooks, recording only forward passes run by the thread that made them.
+
+    `Predictor.predict` runs the shared model without the CAM lock; without this filter a
+    concurrent prediction would append its activations to the CAM's and corrupt the heatmap.
+    """
+
+    def __init__(self, model: torch.nn.Module, target_layers: list[torch.nn.Module]) -> None:
+        self.thread = threading.get_ident()
+        super().__init__(model, target_layers, reshape_transform=None, detach=True)
+
+    def save_activation(self, module, input, output):  # noqa: A002 (torch hook signature)
+        if threading.get_ident() == self.thread:
+            super().save_activation(module, input, output)
+
+    def save_gradient(self, module, input, output):  # noqa: A002
+        if threading.get_ident() == self.thread:
+            super().save_gradient(module, input, output)
+
+
+@contextmanager
+def _gradients_to_input_only(model: torch.nn.Module) -> Iterator[None]:
+    """Switch off parameter gradients (restored after) and leave mode as it was.
+
+    Frozen backbones (requires_grad False) would otherwise give target activations without a
+    graph and no gradients; with the input requiring grad instead, every model gets gradients
+    at the target layer, the backward pass skips weight gradients and leaves no `.grad` behind.
+    """
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    was_training = model.training
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def _letterbox_box(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the slice inside the `fit_to_size` canvas (same arithmetic)."""
+    h, w = shape
+    th, tw = size
+    if (h, w) == (th, tw):
+        return 0, 0, h, w
+    scale = min(th / h, tw / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    return (th - nh) // 2, (tw - nw) // 2, nh, nw
+
+
+def _unletterbox(heat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Crop the padding off a model-resolution heatmap, resize to `shape`, rescale to [0,1]."""
+    top, left, nh, nw = _letterbox_box(shape, heat.shape)
+    crop = np.nan_to_num(heat[top:top + nh, left:left + nw].astype(np.float32), nan=0.0)
+    if crop.shape != tuple(shape):
+        crop = cv2.resize(crop, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    lo, hi = float(crop.min()), float(crop.max())
+    if hi - lo < 1e-6:  # constant map: nothing is highlighted
+        return np.zeros(shape, np.float32)
+    return np.clip((crop - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def explain(model: MRINet, img: np.ndarray, method: str = "gradcam", target: int | None = None,
+            aug_smooth: bool = False, batch_size: int = 64) -> np.ndarray:
+    """Heatmap (float32, [0,1], same shape as `img`) of what drives class `target` (None: predicted).
+
+    `img` is a [0,1] HxW slice of any size. `batch_size` is the number of masked inputs per
+    forward pass for ScoreCAM (one per channel of the target layer). Not thread-safe on a
+    shared model against other CAM calls: `Predictor.explain` serialises them with its lock.
+    """
+    try:
+        cam_class = METHODS[method]
+    except KeyError:
+        raise ValueError(f"unknown CAM method {method!r}; choose from {', '.join(METHODS)}") from None
+    img = np.asarray(img, dtype=np.float32)
+    if img.ndim != 2:
+        raise ValueError(f"expected a 2-D gray slice, got shape {img.shape}")
+    n_classes = model.spec.num_classes
+    if target is not None and not 0 <= int(target) < n_classes:
+        raise ValueError(f"target class {target} is out of range for {n_classes} classes")
+
+    device = next(model.parameters()).device
+    x = to_tensor(img, model.spec).unsqueeze(0).to(device).requires_grad_(True)
+    layer = model.target_layer()
+    targets = None if target is None else [ClassifierOutputTarget(int(target))]
+    with _gradients_to_input_only(model):
+        cam = cam_class(model=model, target_layers=[layer])
+        # Swap in thread-filtered hooks. Released in `finally` rather than by `with cam:`, whose
+        # __exit__ swallows IndexError (pytorch-grad-cam prints it and returns True).
+        cam.activations_and_grads.release()
+        cam.activations_and_grads = _OwnThreadActivations(model, [layer])
+        cam.batch_size = batch_size  # read by ScoreCAM only
+        try:
+            heat = cam(input_tensor=x, targets=targets, aug_smooth=aug_smooth)[0]
+        finally:
+            cam.activations_and_grads.release()
+            cam.outputs = None  # drop the retained graph now rather than at garbage collection
+    return _unletterbox(heat, img.shape)
+
+
+def overlay(img: np.ndarray, heat: np.ndarray, alpha: float = 0.45, colormap: str = "jet") -> np.ndarray:
+    """RGB float [0,1] HxWx3: the colour-mapped heatmap blended (weight `alpha`) on the gray slice."""
+    if colormap not in COLORMAPS:
+        raise ValueError(f"unknown colormap {colormap!r}; choose from {', '.join(COLORMAPS)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    img = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+    heat = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
+    if img.ndim != 2 or heat.shape != img.shape:
+        raise ValueError(f"need a 2-D slice and a heatmap of the same shape, got {img.shape} and {heat.shape}")
+    colour = cv2.applyColorMap(np.uint8(np.round(heat * 255)), COLORMAPS[colormap])
+    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    return np.clip((1.0 - alpha) * img[..., None] + alpha * colour, 0.0, 1.0).astype(np.float32)

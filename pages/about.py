@@ -1,0 +1,77 @@
+"""About: what the tool is for, how it was evaluated, its limits, and the model cards."""
+import pandas as pd
+import streamlit as st
+
+from ui import common as ui
+from ui import metrics_support as ms
+
+ui.page_header("About MRI Vision")
+
+st.markdown("""
+**What it is.** MRI Vision classifies single axial brain MRI slices into four classes used by a public
+data set — NonDemented, VeryMildDemented, MildDemented and ModerateDemented — and shows class-activation
+heatmaps (Grad-CAM and related methods) of what drove the model's output.
+
+**Intended use.** Research and education: exploring how image classifiers behave on MRI slices, how they
+are evaluated, and where they fail. It is not a medical device and must not be used for diagnosis,
+screening or treatment decisions. Its outputs are not clinical findings.
+
+**Data.** The models were trained on the public Kaggle "Alzheimer's MRI 4-class" slice data set, using its
+original train/test split. The data set contains pre-processed 2-D slices, not full scans, and is strongly
+imbalanced (few ModerateDemented slices).
+
+**Evaluation protocol.**
+- Validation data is carved from the training folder by *pseudo-scan groups*: slices that look like
+  neighbours of the same scan are kept together, so no scan is split between training and validation.
+- The test set is the data set's original test folder, never used for training, model selection or
+  calibration.
+- Metrics are reported per slice and per scan (slice probabilities averaged within a scan).
+- 95% confidence intervals come from a percentile bootstrap that resamples whole scans.
+- Confidence values are calibrated with temperature scaling fitted on the validation data.
+
+**The leakage lesson.** Many published results on this data set report 95–99% accuracy. Most of them split
+the slices at random, which puts neighbouring slices of the *same scan* into both training and test sets:
+the model recognises the person, not the disease stage. With scan-aware splits, as here, accuracy is lower,
+and a better guide to how the model would do on scans it has never seen.
+
+**Limits.**
+- One 2-D slice carries far less information than a full 3-D scan plus clinical context.
+- The training data comes from one public collection; other scanners, protocols, orientations and
+  pre-processing can make predictions meaningless (the app warns when an input looks unlike the training
+  slices, but cannot catch everything).
+- The classes are ordered stages, but the model treats them as unrelated categories; neighbouring stages
+  are the most frequent confusions.
+- Heatmaps show what influenced the model, which is not the same as where disease is.
+
+**Licences.** The MRI Vision code is released under the MIT licence. The data set and any pretrained
+backbone weights keep their own licences and terms of use — check them on their source pages before reuse.
+""")
+
+st.header("Model cards")
+models = ui.list_models()
+if not models:
+    ui.no_models_message()
+for entry in models:
+    card = entry.card
+    with st.expander(f"{entry.name}" + (" (default)" if card.get("default") is True else ""),
+                     expanded=len(models) == 1):
+        if card.get("description"):
+            st.write(ui.esc(card["description"]))
+        f1, acc = entry.test_metric("macro_f1"), entry.test_metric("accuracy")
+        if f1 is not None:
+            st.write(f"Test accuracy {ui.fmt(acc)}, macro-F1 {ui.fmt(f1)} (slice level).")
+        st.write("Classes: " + ", ".join(ui.esc(c) for c in card.get("class_names", [])))
+        prep = card.get("preprocessing") or {}
+        if prep:
+            st.dataframe(pd.DataFrame({"preprocessing": list(prep), "value": [str(v) for v in prep.values()]}),
+                         hide_index=True)
+        st.dataframe(ms.training_table(card), hide_index=True)
+        for key in ("intended_use", "limitations", "license", "licence"):
+            if card.get(key):
+                st.write(f"**{key.replace('_', ' ').capitalize()}:** {ui.esc(card[key])}")
+        data = card.get("data") or {}
+        if data:
+            st.caption("Training data fingerprint: " + ui.esc(", ".join(f"{k}: {v}" for k, v in
+                                                                       (data.get("train") or data).items())))
+
+st.caption(f"Models are read from {ui.esc(ui.weights_dir())} (set {ui.WEIGHTS_ENV} to change).")

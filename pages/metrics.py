@@ -1,0 +1,101 @@
+"""Metrics: the selected model's held-out test results from its card, and a comparison of all models."""
+import pandas as pd
+import streamlit as st
+
+from ui import common as ui
+from ui import figures
+from ui import metrics_support as ms
+
+ui.page_header("Metrics", "Held-out test results as recorded in each model's card. Confidence intervals are "
+                          "95% percentile bootstrap intervals over scans.")
+models = ui.list_models()
+if not models:
+    ui.no_models_message()
+    st.stop()
+by_key = {m.key: m for m in models}
+current = ui.current_model()
+key = st.selectbox("Model", list(by_key), index=list(by_key).index(current.key), format_func=lambda k: by_key[k].name,
+                   key=f"metrics_model_{current.key}", help="Defaults to the model chosen in the sidebar.")
+entry = by_key[key]
+card = entry.card
+result, origin = ms.test_result(entry)
+
+if result is None:
+    st.info(f"The card of {ui.esc(entry.name)} holds no test metrics (the model was trained without test data).")
+else:
+    if origin != "card":
+        st.caption("Metrics recomputed from the model's predictions file (the card holds none).")
+    st.subheader("Headline (held-out test set)")
+    st.caption(f"{result.get('n_slices', '?')} slices from {result.get('n_scans', '?')} scans.")
+    for level in ("slice", "scan"):
+        cols = st.columns(3)
+        for col, (label, metric) in zip(cols, ms.HEADLINE):
+            value = (result.get(level) or {}).get(metric)
+            ci = ((result.get("ci") or {}).get(level) or {}).get(metric)
+            col.metric(f"{label} ({level} level)", ui.fmt(value), border=True,
+                       help="95% CI: " + ui.fmt_ci(ci))
+            col.caption(f"95% CI {ui.fmt_ci(ci)}")
+    st.dataframe(ms.headline_table(result), hide_index=True)
+
+    st.subheader("Confusion matrix")
+    c1, c2 = st.columns(2)
+    level = c1.radio("Level", ["slice", "scan"], horizontal=True, key="metrics_cm_level")
+    mode = c2.radio("Values", ["counts", "normalised (by true class)"], horizontal=True, key="metrics_cm_mode")
+    normalized = mode != "counts"
+    names = result.get("class_names") or card.get("class_names") or []
+    matrix = (result.get(level) or {}).get("confusion_matrix_normalized" if normalized else "confusion_matrix")
+    if matrix:
+        st.plotly_chart(figures.confusion_heatmap(matrix, names, normalized,
+                                                  f"Confusion matrix ({level} level; rows = true class)"),
+                        key="metrics_cm")
+
+    st.subheader("Per class (slice level)")
+    st.dataframe(ms.per_class_table(result), hide_index=True)
+
+    left, right = st.columns(2)
+    with left:
+        if result.get("roc"):
+            st.plotly_chart(figures.roc_curves(result["roc"]), key="metrics_roc")
+    with right:
+        calibration = result.get("calibration") or {}
+        if calibration.get("bins"):
+            st.plotly_chart(figures.reliability_diagram(calibration["bins"], calibration.get("ece")),
+                            key="metrics_reliability")
+            st.caption("Bars: accuracy of the slices whose top probability falls in each bin; "
+                       "a calibrated model's bars follow the diagonal.")
+
+st.subheader("Training")
+training = card.get("training") or {}
+history = training.get("history") or []
+if history:
+    best = training.get("best_epoch")
+    for keys, title, log_y, fig_key in (
+        (("train_loss", "val_loss"), "Loss", False, "hist_loss"),
+        (("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_auc"), "Validation metrics", False, "hist_val"),
+        (("lr",), "Learning rate", True, "hist_lr"),
+    ):
+        fig = figures.history_figure(history, keys, title, best, log_y)
+        if fig is not None:
+            st.plotly_chart(fig, key=fig_key)
+else:
+    st.caption("The card records no training history.")
+st.dataframe(ms.training_table(card), hide_index=True)
+
+st.subheader("Evaluation data")
+test_data = (card.get("metrics") or {}).get("test_data")
+if test_data:
+    st.dataframe(pd.DataFrame({"field": list(test_data), "value": [str(v) for v in test_data.values()]}),
+                 hide_index=True)
+else:
+    st.caption("The card names no test data.")
+
+for section, title in (("faithfulness", "Heatmap faithfulness"), ("bench", "Speed benchmark")):
+    if isinstance(card.get(section), dict) and card[section]:
+        st.subheader(title)
+        ui.mapping_table(card[section])
+
+st.subheader("Misclassified test slices")
+ms.misclassified_gallery(entry)
+
+st.subheader("All models")
+st.dataframe(ms.models_table(models), hide_index=True)

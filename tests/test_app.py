@@ -1,0 +1,275 @@
+"""The Streamlit app, page by page, through streamlit.testing's AppTest (no browser).
+
+Models come from the `tiny_model` fixture's folder via MRIVISION_WEIGHTS_DIR.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import nibabel as nib
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mrivision.constants import CLASS_NAMES
+from synthetic import make_slice
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+DISCLAIMER = "Research demo — not a medical device. Not for diagnosis or treatment decisions."
+TIMEOUT = 60
+
+
+def png_bytes(label: int = 2, seed: int = 0) -> bytes:
+    img = make_slice(label, np.random.default_rng(seed))
+    ok, buf = cv2.imencode(".png", np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8))
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.fixture
+def weights(tiny_model: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tiny_model.parent))
+    return tiny_model.parent
+
+
+@pytest.fixture
+def card(tiny_model: Path) -> dict:
+    return json.loads(tiny_model.with_suffix(".json").read_text())
+
+
+def open_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def assert_ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(DISCLAIMER in w.value for w in at.warning), "disclaimer missing"
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
+    parts += [w.value for w in at.warning] + [e.value for e in at.error] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+PAGES = [None, "pages/predict.py", "pages/overlay.py", "pages/compare.py", "pages/metrics.py", "pages/about.py"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_disclaimer(weights, page):
+    at = open_page(page)
+    assert_ok(at)
+    assert at.sidebar.selectbox(key="model").value == "tiny"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_without_models(tmp_path, monkeypatch, page):
+    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tmp_path))
+    at = open_page(page)
+    assert_ok(at)
+    assert "No trained models were found" in texts(at)
+
+
+def test_predict_upload_shows_stage(weights):
+    at = open_page()
+    at.file_uploader(key="predict_uploads").set_value(("slice.png", png_bytes(), "image/png"))
+    at.run()
+    assert_ok(at)
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Predicted stage"] in CLASS_NAMES
+    assert labels["Confidence (calibrated)"].endswith("%")
+    assert not at.error
+    assert any("Grad-CAM overlay" in c for img in at.image for c in img.captions), "no heatmap image"
+
+
+def test_predict_bad_file_shows_error(weights):
+    at = open_page()
+    at.file_uploader(key="predict_uploads").set_value(("notes.png", b"just some text, not an image\n" * 4, "image/png"))
+    at.run()
+    assert_ok(at)
+    assert at.error and "notes" in at.error[0].value
+    assert "Traceback" not in texts(at)
+    # the page keeps working: a good file afterwards is classified
+    at.file_uploader(key="predict_uploads").set_value(("good.png", png_bytes(), "image/png"))
+    at.run()
+    assert_ok(at)
+    assert not at.error
+    assert {m.label: m.value for m in at.metric}["Predicted stage"] in CLASS_NAMES
+
+
+def test_predict_file_name_is_plain_text(weights):
+    at = open_page()
+    at.file_uploader(key="predict_uploads").set_value(("**bold** [x](http://e.x) <b>.png", b"not an image", "image/png"))
+    at.run()
+    assert_ok(at)
+    assert "\\*\\*bold\\*\\*" in at.error[0].value and "\\<b\\>" in at.error[0].value
+
+
+def test_predict_several_files_give_table_and_csv(weights):
+    at = open_page()
+    files = [("a.png", png_bytes(0, 1), "image/png"), ("b.png", png_bytes(3, 2), "image/png"),
+             ("broken.jpg", b"\xff\xd8\xff garbage", "image/jpeg")]
+    at.file_uploader(key="predict_uploads").set_value(files)
+    at.run()
+    assert_ok(at)
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["a.png", "b.png", "broken.jpg"]
+    assert set(table["predicted stage"].dropna()) <= set(CLASS_NAMES)
+    assert table.loc[2, "error"]
+    assert len(at.error) == 1 and "broken" in at.error[0].value
+    assert at.download_button, "no CSV download"
+    at.selectbox(key="predict_detail").set_value(1)
+    at.run()
+    assert_ok(at)
+
+
+def test_predict_volume_has_slice_slider(weights):
+    rng = np.random.default_rng(3)
+    vol = np.stack([make_slice(1, rng) for _ in range(5)], axis=-1)  # (48, 40, 5)
+    data = nib.Nifti1Image(vol.astype(np.float32), np.eye(4)).to_bytes()
+    at = open_page()
+    at.file_uploader(key="predict_uploads").set_value(("scan.nii", data, "application/octet-stream"))
+    at.run()
+    assert_ok(at)
+    assert len(at.slider) == 1 and at.slider[0].max == 4 and at.slider[0].value == 2
+    at.slider[0].set_value(0)
+    at.run()
+    assert_ok(at)
+    assert {m.label: m.value for m in at.metric}["Predicted stage"] in CLASS_NAMES
+
+
+def test_overlay_controls(weights):
+    at = open_page("pages/overlay.py")
+    assert "Upload an image" in texts(at)
+    at.file_uploader(key="overlay_upload").set_value(("slice.png", png_bytes(), "image/png"))
+    at.run()
+    assert_ok(at)
+    assert len(at.image) >= 1
+    assert at.download_button
+    at.slider(key="overlay_alpha").set_value(0.8)
+    at.selectbox(key="overlay_method").set_value("gradcam++")
+    at.selectbox(key="overlay_colormap").set_value("viridis")
+    class_box = next(s for s in at.selectbox if s.label == "Class to explain")
+    other = next(c for c in CLASS_NAMES if c != class_box.value)
+    class_box.set_value(other)
+    at.run()
+    assert_ok(at)
+    assert not at.error
+    assert next(s for s in at.selectbox if s.label == "Class to explain").value == other
+
+
+def test_overlay_reuses_predict_upload(weights):
+    at = open_page()
+    at.file_uploader(key="predict_uploads").set_value(("earlier.png", png_bytes(), "image/png"))
+    at.run()
+    at.switch_page("pages/overlay.py")
+    at.run()
+    assert_ok(at)
+    assert at.selectbox(key="overlay_choice").value == 0
+    assert at.download_button
+
+
+def test_compare_uses_card_numbers(weights, card):
+    at = open_page("pages/compare.py")
+    at.file_uploader(key="compare_upload").set_value(("slice.png", png_bytes(), "image/png"))
+    at.run()
+    assert_ok(at)
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["tiny"]
+    assert table.loc[0, "predicted stage"] in CLASS_NAMES
+    assert table.loc[0, "test accuracy"] == pytest.approx(card["metrics"]["test"]["slice"]["accuracy"])
+    assert table.loc[0, "test macro-F1"] == pytest.approx(card["metrics"]["test"]["slice"]["macro_f1"])
+    assert "Only one model" in texts(at)
+
+
+def test_metrics_shows_card_numbers(weights, card):
+    at = open_page("pages/metrics.py")
+    assert_ok(at)
+    test = card["metrics"]["test"]
+    values = {m.label: m.value for m in at.metric}
+    assert values["Accuracy (slice level)"] == f"{test['slice']['accuracy']:.3f}"
+    assert values["Macro-F1 (scan level)"] == f"{test['scan']['macro_f1']:.3f}"
+    lo, hi = test["ci"]["slice"]["accuracy"]
+    assert f"95% CI [{lo:.3f}, {hi:.3f}]" in texts(at)
+    assert len(at.get("plotly_chart")) >= 4  # confusion matrix, ROC, reliability, training curves
+    at.radio(key="metrics_cm_mode").set_value("normalised (by true class)")
+    at.radio(key="metrics_cm_level").set_value("scan")
+    at.run()
+    assert_ok(at)
+    all_models = at.dataframe[-1].value
+    assert all_models.loc[0, "test macro-F1"] == pytest.approx(test["slice"]["macro_f1"])
+
+
+def test_metrics_without_card_metrics_uses_csv(tmp_path, tiny_model, monkeypatch):
+    """A card without metrics still gets numbers, recomputed from its predictions CSV."""
+    for suffix in (".safetensors", ".predictions.csv"):
+        src = tiny_model.with_name("tiny" + suffix)
+        (tmp_path / src.name).write_bytes(src.read_bytes())
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    card.pop("metrics")
+    card["bench"] = {"cpu": {"latency_ms": 1.5}}
+    card["faithfulness"] = {"gradcam": {"deletion_auc": 0.2, "insertion_auc": 0.7}}
+    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tmp_path))
+    at = open_page("pages/metrics.py")
+    assert_ok(at)
+    assert "recomputed from the model's predictions file" in texts(at)
+    assert "Accuracy (slice level)" in {m.label for m in at.metric}
+    assert at.dataframe[-1].value.loc[0, "latency (ms/slice)"] == 1.5
+    assert any(s.value == "Heatmap faithfulness" for s in at.subheader)
+
+
+def test_metrics_gallery_skips_missing_test_data(tmp_path, tiny_model, monkeypatch):
+    for suffix in (".safetensors", ".predictions.csv"):
+        src = tiny_model.with_name("tiny" + suffix)
+        (tmp_path / src.name).write_bytes(src.read_bytes())
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    card["metrics"]["test_data"]["path"] = str(tmp_path / "nowhere")
+    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tmp_path))
+    at = open_page("pages/metrics.py")
+    assert_ok(at)
+    t = texts(at)
+    assert "not on this computer" in t or "No test slice was misclassified" in t
+
+
+def test_about_shows_model_card(weights):
+    at = open_page("pages/about.py")
+    assert_ok(at)
+    assert "leakage lesson" in texts(at)
+    assert any("tiny" in e.label for e in at.expander)
+
+
+# ----------------------------------------------------------------------------- helpers in ui/
+def test_default_model_choice():
+    from ui.common import ModelEntry, default_model
+
+    def entry(key, card):
+        return ModelEntry(key, Path(f"/x/{key}.safetensors"), card, 0)
+
+    scored = lambda f1: {"metrics": {"test": {"slice": {"macro_f1": f1}}}}  # noqa: E731
+    a, b, c = entry("a", {}), entry("b", scored(0.4)), entry("c", scored(0.7))
+    assert default_model([]) is None
+    assert default_model([a]) is a
+    assert default_model([a, b, c]) is c
+    d = entry("d", {"default": True, **scored(0.1)})
+    assert default_model([a, b, c, d]) is d
+
+
+def test_escape_and_latency():
+    from ui.common import bench_latency_ms, esc, safe_stem
+
+    assert esc("a_b*[c](d)") == "a\\_b\\*\\[c\\]\\(d\\)"
+    assert safe_stem("../../etc/passwd") == "image"
+    assert safe_stem("scan 01.nii.gz") == "scan_01"
+    assert bench_latency_ms({"bench": {"latency_ms": 3}}) == 3.0
+    assert bench_latency_ms({"bench": {"cpu": {"latency_s": 0.01}}}) == pytest.approx(10.0)
+    assert bench_latency_ms({}) is None
