@@ -9,11 +9,11 @@ from ui import common as ui
 st.set_page_config(page_title="MRI Vision", layout="wide")
 
 pages = [
-    st.Page("pages/predict.py", title="Predict", icon="🧠", default=True),
-    st.Page("pages/overlay.py", title="Overlay", icon="🔥"),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
-    st.Page("pages/metrics.py", title="Metrics", icon="📊"),
-    st.Page("pages/about.py", title="About", icon="ℹ️"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/neurology:", default=True),
+    st.Page("pages/overlay.py", title="Overlay", icon=":material/layers:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
+    st.Page("pages/about.py", title="About", icon=":material/info:"),
 ]
 page = st.navigation(pages)
 
@@ -23,5 +23,4 @@ with st.sidebar:
 ui.model_picker()
 st.sidebar.caption(ui.DISCLAIMER)
 
-ui.show_disclaimer()
-page.run()
+page.run()  # every page starts with ui.page_header(), which shows the disclaimer

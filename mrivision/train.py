@@ -34,7 +34,7 @@ class TrainConfig:
     """One training run; every field can be set in the YAML config."""
 
     model: str
-    data: str = "../shared/data/alzheimer-4class/train"
+    data: str | list[str] = "../shared/data/alzheimer-4class/train"  # a list is pooled
     test_data: str | None = "../shared/data/alzheimer-4class/test"
     spec: dict[str, Any] = field(default_factory=dict)  # overrides of the registered ModelSpec
     name: str | None = None  # shipped name (default: the spec's name)
@@ -209,7 +209,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
-    samples = load_dataset(cfg.data, spec.class_names)
+    samples = [s for path in ([cfg.data] if isinstance(cfg.data, str) else cfg.data)
+               for s in load_dataset(path, spec.class_names)]
     if cfg.limit:
         samples = [samples[i] for i in np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.limit]]
     images = load_images(samples, "reading images")
@@ -306,7 +307,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         "preprocessing": {"input_size": list(spec.input_size), "mean": spec.mean, "std": spec.std,
                           "resize": "keep aspect, pad black", "tta_hflip": cfg.tta_hflip},
         "training": {"config": dataclasses.asdict(cfg), "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
-                     "best_val": {cfg.monitor: state["best"]}, "history": state["history"],
+                     "monitor": cfg.monitor, "best_val": state["history"][state["best_epoch"] - 1],
+                     "history": state["history"],
                      "seconds": round(time.time() - started), "feature_cache_seconds": round(cache_s),
                      "hardware": hardware(), "peak_rss_mb": round(peak_rss_mb()),
                      "split": "random slices (leaky)" if cfg.random_split else "pseudo-scan groups from train/",

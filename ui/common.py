@@ -344,7 +344,7 @@ def for_display(img: np.ndarray) -> np.ndarray:
 
 
 def show_image(img: np.ndarray, caption: str | None = None) -> None:
-    st.image(for_display(img), caption=caption, clamp=True, width="stretch")
+    st.image(for_display(img), caption=caption, clamp=True, width="stretch", output_format="PNG")
 
 
 def safe_stem(name: str) -> str:
@@ -416,7 +416,10 @@ def pick_source(key: str) -> Source | None:
 
 # ----------------------------------------------------------------------------- page chrome
 def page_header(title: str, intro: str | None = None) -> None:
+    """Every page starts with its title and the disclaimer (pages render it themselves, so it also
+    shows when Streamlit runs a page file directly, e.g. in AppTest, which does so because of pages/)."""
     st.title(title)
+    show_disclaimer()
     if intro:
         st.caption(intro)
 
