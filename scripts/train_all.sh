@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p runs
 configs=("$@")
-[ ${#configs[@]} -eq 0 ] && configs=(neurostagenet effnet_probe altzcnn convnext_scratch neurostagenet_random_split best)
+[ ${#configs[@]} -eq 0 ] && configs=(neurostagenet effnet_probe neurostagenet_native altzcnn convnext_scratch neurostagenet_random_split)
 for name in "${configs[@]}"; do
   echo "$(date -u +%FT%TZ) start $name"
   .venv/bin/mrivision train --config "configs/$name.yaml" --resume > "runs/$name.log" 2>&1

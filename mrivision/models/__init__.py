@@ -37,7 +37,8 @@ register_spec(ModelSpec(
 register_spec(ModelSpec(
     name="altzcnn", family="altzcnn", head="linear", input_size=(128, 128), init="scratch",
     target_layer="block3", head_dropout=0.3,
-    description="Small custom CNN: four double-conv blocks (32-64-128-256) with max-pooling, GAP, linear.",
+    description="Small custom CNN from scratch: stride-2 stem, four double-conv blocks (24-48-96-192) with "
+                "max-pooling, GAP, linear.",
 ))
 
 __all__ = ["MRINet", "ModelSpec", "create_model", "get_spec", "list_specs", "register_spec"]

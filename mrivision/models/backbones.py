@@ -113,10 +113,12 @@ def _conv_block(in_ch: int, out_ch: int) -> nn.Sequential:
 
 @register_builder("altzcnn")
 def build_altzcnn(spec: ModelSpec, pretrained: bool = True) -> MRINet:
-    """The small custom CNN: four conv blocks, max-pooling between them."""
-    widths = spec.extra.get("widths", [32, 64, 128, 256])
-    stages: OrderedDict[str, nn.Module] = OrderedDict()
-    in_ch = 1
+    """The small custom CNN: a stride-2 stem, then four double-conv blocks with max-pooling between."""
+    widths = spec.extra.get("widths", [24, 48, 96, 192])
+    stages: OrderedDict[str, nn.Module] = OrderedDict(
+        stem=nn.Sequential(nn.Conv2d(1, widths[0], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(widths[0]),
+                           nn.ReLU(inplace=True)))
+    in_ch = widths[0]
     for i, w in enumerate(widths):
         if i:
             stages[f"pool{i}"] = nn.MaxPool2d(2)
