@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -158,10 +159,13 @@ def val_metrics(labels: np.ndarray, logits: np.ndarray, loss: float) -> dict[str
                                 multi_class="ovr", labels=present)
     except ValueError:
         auc = float("nan")
+    with warnings.catch_warnings():  # validation may lack a rare class that the model predicts
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = float(balanced_accuracy_score(labels, pred))
     return {
         "loss": loss,
         "accuracy": float((pred == labels).mean()),
-        "balanced_accuracy": float(balanced_accuracy_score(labels, pred)),
+        "balanced_accuracy": balanced,
         "macro_f1": float(f1_score(labels, pred, average="macro", labels=present)),
         "auc": float(auc),
     }

@@ -30,6 +30,8 @@ def row(card: dict) -> str:
                   f"{test['slice'].get('roc_auc_macro') or 0:.3f}", _ci(test, "scan", "accuracy")]
     else:
         cells += ["–"] * 4
+    val = train.get("best_val", {})
+    cells.append(f"{val['val_accuracy']:.3f}" if "val_accuracy" in val else "–")
     cells += [f"{card.get('parameters', 0) / 1e6:.1f} M", f"{train.get('seconds', 0) / 60:.0f} min", latency,
               train.get("hardware", "?").split(",")[1].strip() if "," in train.get("hardware", "") else "?"]
     return "| " + " | ".join(cells) + " |"
@@ -38,8 +40,8 @@ def row(card: dict) -> str:
 def table(weights: Path) -> str:
     cards = [json.loads(p.read_text()) for p in sorted(weights.glob("*.json"))]
     head = ("| model | backbone | input | classes | slice accuracy [95% CI] | slice macro-F1 [95% CI] | OvR AUC "
-            "| scan accuracy [95% CI] | params | train time | CPU latency | trained on |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "| scan accuracy [95% CI] | new-subject val. accuracy | params | train time | CPU latency | trained on |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([head] + [row(c) for c in cards if "spec" in c])
 
 
