@@ -7,11 +7,26 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads at run time
+# ONNX Runtime (fast_inference) >= 1.29 on Linux otherwise writes a device id and an event
+# database under ~/.cache/Microsoft, a `.ses` file in the temp folder, and uploads telemetry.
+# Read once, when onnxruntime is first imported: it must be set before that import.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from .constants import BINARY_CLASS_NAMES, CLASS_NAMES  # noqa: E402
 from .errors import ImageLoadError, ModelLoadError  # noqa: E402
-from .io import load_image  # noqa: E402
-from .predictor import Prediction, Predictor, list_models, load_model  # noqa: E402
+
+# torch-heavy names load on first use, so `mrivision.evaluate` and `mrivision.io` stay light.
+_LAZY = {"load_image": "io", "Prediction": "predictor", "Predictor": "predictor", "list_models": "predictor",
+         "load_model": "predictor"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'mrivision' has no attribute {name!r}")
+
 
 __all__ = ["BINARY_CLASS_NAMES", "CLASS_NAMES", "ImageLoadError", "ModelLoadError", "Prediction", "Predictor",
            "list_models", "load_image", "load_model"]

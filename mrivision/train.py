@@ -334,9 +334,10 @@ def card_with_test_metrics(model: MRINet, card: dict[str, Any], cfg: TrainConfig
     from .evaluate import format_report
     from .evaluation_run import evaluate_model
     from .predictor import Predictor
-    from .weights import load_weights, save_model
+    from .weights import load_weights, read_card, save_model
 
     save_model(model, card, out_dir)
+    card = read_card(out_dir / f"{model.spec.name}.json")
     if cfg.test_data and Path(cfg.test_data).exists():
         model16, card = load_weights(out_dir / f"{model.spec.name}.safetensors")  # evaluate what ships
         result = evaluate_model(Predictor(model16, card), cfg.test_data,
