@@ -1,0 +1,63 @@
+"""Add measured faithfulness (CAM methods vs RandomCAM) and CPU bench numbers to shipped cards.
+
+    python scripts/update_cards.py --test ../shared/data/alzheimer-4class/test [--models a,b] [--n 40]
+
+Faithfulness uses a fixed, class-stratified sample of test slices; only the card JSON changes
+(its `weights_sha256` covers the .safetensors file, which is not touched).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from mrivision.bench import bench_model
+from mrivision.data import load_dataset, read_sample
+from mrivision.faithfulness import measure_faithfulness, plain_sentence
+from mrivision.predictor import Predictor, list_models
+from mrivision.weights import resolve
+
+METHODS = ("gradcam", "gradcam++", "hirescam", "eigencam", "random")
+
+
+def sample_slices(test_dir: str, class_names: tuple[str, ...], n: int, seed: int = 0) -> list[np.ndarray]:
+    samples = load_dataset(test_dir, class_names)
+    rng = np.random.default_rng(seed)
+    picked = []
+    for label in sorted({s.label for s in samples}):
+        idx = [i for i, s in enumerate(samples) if s.label == label]
+        picked += list(rng.choice(idx, size=min(len(idx), max(1, n // len(class_names))), replace=False))
+    return [read_sample(samples[i]) for i in sorted(picked)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--test", required=True)
+    ap.add_argument("--models")
+    ap.add_argument("--n", type=int, default=40, help="test slices for faithfulness")
+    ap.add_argument("--runs", type=int, default=50, help="bench repetitions")
+    ap.add_argument("--skip-bench", action="store_true")
+    ap.add_argument("--skip-faithfulness", action="store_true")
+    args = ap.parse_args()
+    for name in args.models.split(",") if args.models else list_models():
+        predictor = Predictor.load(name)
+        _, card_path = resolve(name)
+        card = json.loads(card_path.read_text())
+        if not args.skip_faithfulness:
+            images = sample_slices(args.test, predictor.class_names, args.n)
+            result = measure_faithfulness(predictor, images, METHODS)
+            result["sentence"] = plain_sentence(result, "gradcam")
+            result["data"] = f"{len(images)} test slices, class-stratified, seed 0"
+            card["faithfulness"] = result
+            print(name, result["sentence"], flush=True)
+        if not args.skip_bench:
+            card["bench"] = bench_model(predictor, args.runs, source=name)
+            print(name, {k: card["bench"][k] for k in ("predict_ms_p50", "naive_ms_p50", "speedup")}, flush=True)
+        card_path.write_text(json.dumps(card, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
