@@ -54,9 +54,12 @@ def resolve(name_or_path: str | Path) -> tuple[Path, Path]:
 
 def read_card(card_path: Path) -> dict[str, Any]:
     try:
-        return json.loads(card_path.read_text())
+        card = json.loads(card_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"model card {card_path} is unreadable: {exc}") from exc
+    if not isinstance(card, dict):
+        raise ModelLoadError(f"model card {card_path} is unreadable: not a JSON object")
+    return card
 
 
 def load_weights(name_or_path: str | Path) -> tuple[MRINet, dict[str, Any]]:
@@ -71,10 +74,18 @@ def load_weights(name_or_path: str | Path) -> tuple[MRINet, dict[str, Any]]:
         model = create_model(spec, pretrained=False)
         state = load_file(str(weights))
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except (KeyError, TypeError, RuntimeError, SafetensorError) as exc:
-        raise ModelLoadError(f"{weights} could not be loaded as {card.get('name', '?')}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, SafetensorError) as exc:
+        raise ModelLoadError(f"{weights} could not be loaded as {card.get('name', '?')}: {_brief(exc)}") from exc
     model.eval()
     return model, card
+
+
+def _brief(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, shortened: torch lists every mismatched tensor."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0].strip() if lines else type(exc).__name__
+    text = text.rstrip(":") + (" (and more)" if len(lines) > 1 else "")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def list_shipped(directory: Path = WEIGHTS_DIR) -> list[str]:
