@@ -52,17 +52,17 @@ MIN_SIDE = 16
 
 Source = str | os.PathLike[str] | bytes
 
-_NOT_AN_IMAGE = "This file is not an image Vision can read (PNG, JPEG, TIFF, DICOM or NIfTI)."
+_NOT_AN_IMAGE = "This file is not an image MRI Vision can read (PNG, JPEG, TIFF, DICOM or NIfTI)."
 _DAMAGED = (
     "The file is damaged or incomplete (it may have been cut off while uploading or copying). "
     "Please export it again and retry."
 )
 _UNREADABLE_VARIANT = (
     "The picture is damaged, or uses a variant of its format (for example an unusual bit depth) "
-    "that Vision cannot read. Please save it as an 8-bit grayscale PNG and retry."
+    "that MRI Vision cannot read. Please save it as an 8-bit grayscale PNG and retry."
 )
 _UNSUPPORTED_PIXELS = (
-    "This picture uses a colour format or bit depth that Vision cannot read. "
+    "This picture uses a colour format or bit depth that MRI Vision cannot read. "
     "Please save it as an 8-bit grayscale PNG and retry."
 )
 
@@ -466,14 +466,14 @@ def _nifti_layout(
     if len(dims) == 4:
         raise ImageLoadError(
             f"This NIfTI file is a 4-D series ({dims[3]} volumes, for example fMRI or diffusion). "
-            "Vision reads a single 2-D or 3-D scan; please save one volume and retry."
+            "MRI Vision reads a single 2-D or 3-D scan; please save one volume and retry."
         )
     if len(dims) > 4 or min(dims, default=0) < 1:
         raise ImageLoadError(f"This NIfTI file has an unsupported layout ({len(dims)} dimensions).")
     dtype = header.get_data_dtype()
     if dtype.kind not in "biuf" or dtype.fields is not None:
         raise ImageLoadError(
-            "This NIfTI file stores colour or complex values; Vision reads grayscale scans only."
+            "This NIfTI file stores colour or complex values; MRI Vision reads grayscale scans only."
         )
     stored = tuple(dims + [1] * (3 - len(dims)))
     _check_pixels(int(np.prod(stored)))
