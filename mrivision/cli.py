@@ -10,6 +10,8 @@ from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch weights at run time
 
+FAST_PATH_MIN_FILES = 8  # building the fast engine pays off only over several images
+
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
@@ -44,7 +46,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .io import load_image
     from .predictor import load_model
 
-    predictor = load_model(args.model)
+    predictor = load_model(args.model, fast=len(args.files) > FAST_PATH_MIN_FILES)
     failed = 0
     for file in args.files:
         try:
@@ -68,7 +70,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from .io import load_image
     from .predictor import load_model
 
-    predictor = load_model(args.model)
+    predictor = load_model(args.model, fast=False)
     try:
         img = load_image(args.file, slice_index=args.slice)
     except ImageLoadError as exc:
