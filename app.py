@@ -8,12 +8,15 @@ from ui import common as ui
 
 st.set_page_config(page_title="MRI Vision", layout="wide")
 
+# The page files live in app_pages/, not pages/: a folder named pages/ makes Streamlit run a page file
+# on its own (without this entry point: no sidebar, no page config) when the first request after a
+# server start is a deep link such as /metrics, and AppTest.switch_page always does so.
 pages = [
-    st.Page("pages/predict.py", title="Predict", icon=":material/neurology:", default=True),
-    st.Page("pages/overlay.py", title="Overlay", icon=":material/layers:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
-    st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
-    st.Page("pages/about.py", title="About", icon=":material/info:"),
+    st.Page("app_pages/predict.py", title="Predict", icon=":material/neurology:", default=True),
+    st.Page("app_pages/overlay.py", title="Overlay", icon=":material/layers:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("app_pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
+    st.Page("app_pages/about.py", title="About", icon=":material/info:"),
 ]
 page = st.navigation(pages)
 

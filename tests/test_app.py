@@ -60,15 +60,14 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-PAGES = [None, "pages/predict.py", "pages/overlay.py", "pages/compare.py", "pages/metrics.py", "pages/about.py"]
+PAGES = [None, "app_pages/predict.py", "app_pages/overlay.py", "app_pages/compare.py", "app_pages/metrics.py", "app_pages/about.py"]
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_with_disclaimer(weights, page):
     at = open_page(page)
     assert_ok(at)
-    if page is None:  # the entry point's sidebar (AppTest runs a switched-to page file on its own)
-        assert at.sidebar.selectbox(key="model").value == "tiny"
+    assert at.sidebar.selectbox(key="model").value == "tiny"  # the shared sidebar from app.py
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -132,6 +131,27 @@ def test_predict_several_files_give_table_and_csv(weights):
     assert_ok(at)
 
 
+def test_predict_example_button(weights):
+    at = open_page()
+    buttons = [b for b in at.button if b.key and b.key.startswith("example_")]
+    if not buttons:
+        pytest.skip("examples/ holds no images")
+    buttons[0].click()
+    at.run()
+    assert_ok(at)
+    assert {m.label: m.value for m in at.metric}["Predicted stage"] in CLASS_NAMES
+
+
+def test_predict_without_examples_folder(weights, tmp_path, monkeypatch):
+    import ui.common
+
+    monkeypatch.setattr(ui.common, "EXAMPLES_DIR", tmp_path / "absent")
+    at = open_page()
+    assert_ok(at)
+    assert not [b for b in at.button if b.key and b.key.startswith("example_")]
+    assert "Upload one or more files above." in texts(at)
+
+
 def test_predict_volume_has_slice_slider(weights):
     rng = np.random.default_rng(3)
     vol = np.stack([make_slice(1, rng) for _ in range(5)], axis=-1)  # (48, 40, 5)
@@ -148,8 +168,8 @@ def test_predict_volume_has_slice_slider(weights):
 
 
 def test_overlay_controls(weights):
-    at = open_page("pages/overlay.py")
-    assert "Upload an image" in texts(at)
+    at = open_page("app_pages/overlay.py")
+    assert_ok(at)
     at.file_uploader(key="overlay_upload").set_value(("slice.png", png_bytes(), "image/png"))
     at.run()
     assert_ok(at)
@@ -171,7 +191,7 @@ def test_overlay_reuses_predict_upload(weights):
     at = open_page()
     at.file_uploader(key="predict_uploads").set_value(("earlier.png", png_bytes(), "image/png"))
     at.run()
-    at.switch_page("pages/overlay.py")
+    at.switch_page("app_pages/overlay.py")
     at.run()
     assert_ok(at)
     assert at.selectbox(key="overlay_choice").value == 0
@@ -179,7 +199,7 @@ def test_overlay_reuses_predict_upload(weights):
 
 
 def test_compare_uses_card_numbers(weights, card):
-    at = open_page("pages/compare.py")
+    at = open_page("app_pages/compare.py")
     at.file_uploader(key="compare_upload").set_value(("slice.png", png_bytes(), "image/png"))
     at.run()
     assert_ok(at)
@@ -191,8 +211,24 @@ def test_compare_uses_card_numbers(weights, card):
     assert "Only one model" in texts(at)
 
 
+def test_compare_two_models_agreement(tmp_path, tiny_model, monkeypatch):
+    for name in ("tiny", "tiny2"):
+        (tmp_path / f"{name}.safetensors").write_bytes(tiny_model.read_bytes())
+        card = json.loads(tiny_model.with_suffix(".json").read_text())
+        card["name"] = name
+        (tmp_path / f"{name}.json").write_text(json.dumps(card))
+    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tmp_path))
+    at = open_page("app_pages/compare.py")
+    at.file_uploader(key="compare_upload").set_value(("slice.png", png_bytes(), "image/png"))
+    at.run()
+    assert_ok(at)
+    assert list(at.dataframe[0].value["model"]) == ["tiny", "tiny2"]
+    assert any("all 2 models predict" in s.value for s in at.success)
+    assert len(at.image) == 2
+
+
 def test_metrics_shows_card_numbers(weights, card):
-    at = open_page("pages/metrics.py")
+    at = open_page("app_pages/metrics.py")
     assert_ok(at)
     test = card["metrics"]["test"]
     values = {m.label: m.value for m in at.metric}
@@ -216,15 +252,15 @@ def test_metrics_without_card_metrics_uses_csv(tmp_path, tiny_model, monkeypatch
         (tmp_path / src.name).write_bytes(src.read_bytes())
     card = json.loads(tiny_model.with_suffix(".json").read_text())
     card.pop("metrics")
-    card["bench"] = {"cpu": {"latency_ms": 1.5}}
+    card["bench"] = {"predict_ms_p50": 1.5, "predict_cam_ms_p50": 9.0, "fast_notes": ["x"], "tta": True}
     card["faithfulness"] = {"gradcam": {"deletion_auc": 0.2, "insertion_auc": 0.7}}
     (tmp_path / "tiny.json").write_text(json.dumps(card))
     monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tmp_path))
-    at = open_page("pages/metrics.py")
+    at = open_page("app_pages/metrics.py")
     assert_ok(at)
     assert "recomputed from the model's predictions file" in texts(at)
     assert "Accuracy (slice level)" in {m.label for m in at.metric}
-    assert at.dataframe[-1].value.loc[0, "latency (ms/slice)"] == 1.5
+    assert at.dataframe[-1].value.loc[0, "latency p50 (ms/slice)"] == 1.5
     assert any(s.value == "Heatmap faithfulness" for s in at.subheader)
 
 
@@ -236,14 +272,14 @@ def test_metrics_gallery_skips_missing_test_data(tmp_path, tiny_model, monkeypat
     card["metrics"]["test_data"]["path"] = str(tmp_path / "nowhere")
     (tmp_path / "tiny.json").write_text(json.dumps(card))
     monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tmp_path))
-    at = open_page("pages/metrics.py")
+    at = open_page("app_pages/metrics.py")
     assert_ok(at)
     t = texts(at)
     assert "not on this computer" in t or "No test slice was misclassified" in t
 
 
 def test_about_shows_model_card(weights):
-    at = open_page("pages/about.py")
+    at = open_page("app_pages/about.py")
     assert_ok(at)
     assert "leakage lesson" in texts(at)
     assert any("tiny" in e.label for e in at.expander)
@@ -261,8 +297,23 @@ def test_default_model_choice():
     assert default_model([]) is None
     assert default_model([a]) is a
     assert default_model([a, b, c]) is c
+    binary = entry("e", {"class_names": ["NonDemented", "Demented"], **scored(0.9)})
+    staged = entry("f", {"class_names": list(CLASS_NAMES), **scored(0.5)})
+    assert default_model([binary, staged]) is staged  # two-class macro-F1 is not comparable
     d = entry("d", {"default": True, **scored(0.1)})
     assert default_model([a, b, c, d]) is d
+
+
+def test_agreement_lines():
+    from ui.common import agreement
+
+    four = CLASS_NAMES
+    assert agreement([("MildDemented", four), ("MildDemented", four)]) == [
+        ("success", "Four-stage models: all 2 models predict MildDemented.")]
+    lines = agreement([("MildDemented", four), ("NonDemented", four), ("Demented", ("NonDemented", "Demented"))])
+    assert lines[0][0] == "warning" and "MildDemented: 1" in lines[0][1]
+    assert lines[1] == ("info", "Models with classes NonDemented / Demented: one model, predicting Demented.")
+    assert lines[2][0] == "warning" and "Demented: 2, NonDemented: 1" in lines[2][1]
 
 
 def test_escape_and_latency():
@@ -271,6 +322,7 @@ def test_escape_and_latency():
     assert esc("a_b*[c](d)") == "a\\_b\\*\\[c\\]\\(d\\)"
     assert safe_stem("../../etc/passwd") == "image"
     assert safe_stem("scan 01.nii.gz") == "scan_01"
+    assert bench_latency_ms({"bench": {"predict_ms_p50": 2.5, "naive_ms_p50": 9}}) == 2.5
     assert bench_latency_ms({"bench": {"latency_ms": 3}}) == 3.0
     assert bench_latency_ms({"bench": {"cpu": {"latency_s": 0.01}}}) == pytest.approx(10.0)
     assert bench_latency_ms({}) is None

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
                "--no-first-run"]
-SLOW_MS = 120_000  # CPU is slow and shared with training jobs
+SLOW_MS = 240_000  # CPU is slow and shared with training jobs (first run imports torch)
 
 
 def free_port() -> int:

@@ -19,6 +19,7 @@ import numpy as np
 import streamlit as st
 
 from mrivision import ImageLoadError, ModelLoadError, Prediction, Predictor, load_image, load_model
+from mrivision.constants import CLASS_NAMES
 from mrivision.io import ImageInfo, describe_image
 from mrivision.weights import WEIGHTS_DIR
 
@@ -31,6 +32,7 @@ EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".nii", ".
 MODEL_KEY = "model"  # session-state key of the sidebar model picker
 DEFAULT_METHOD = "gradcam"
 MAX_REMEMBERED_UPLOADS = 8
+MAX_REMEMBERED_BYTES = 100 * 1024 * 1024
 MIN_DISPLAY_SIDE = 256
 
 
@@ -142,7 +144,9 @@ def default_model(models: Sequence[ModelEntry]) -> ModelEntry | None:
     for m in models:
         if m.card.get("default") is True:
             return m
-    scored = [m for m in models if m.test_metric("macro_f1") is not None]
+    staged = [m for m in models if tuple(m.card.get("class_names") or ()) == CLASS_NAMES]
+    # macro-F1 of a two-class model is not comparable with a four-stage one: prefer four-stage models
+    scored = [m for m in (staged or models) if m.test_metric("macro_f1") is not None]
     if scored:
         return max(scored, key=lambda m: m.test_metric("macro_f1"))
     return models[0]
@@ -175,7 +179,7 @@ def current_model() -> ModelEntry | None:
 
 
 def no_models_message() -> None:
-    st.info(f"No trained models were found in the weights folder ({weights_dir()}). "
+    st.info(f"No trained models were found in the weights folder ({esc(weights_dir())}). "
             f"Models appear here once training has written `NAME.safetensors` with its `NAME.json` card; "
             f"set the environment variable {WEIGHTS_ENV} to use another folder.")
     for problem in model_problems():
@@ -388,8 +392,9 @@ def remember(sources: Sequence[Source]) -> None:
         if s.origin == "upload":
             store.pop(s.key, None)
             store[s.key] = s
-    while len(store) > MAX_REMEMBERED_UPLOADS:
-        store.pop(next(iter(store)))
+    while len(store) > MAX_REMEMBERED_UPLOADS or (
+            len(store) > 1 and sum(len(s.data) for s in store.values()) > MAX_REMEMBERED_BYTES):
+        store.pop(next(iter(store)))  # oldest first
 
 
 def remembered() -> list[Source]:
@@ -416,8 +421,8 @@ def pick_source(key: str) -> Source | None:
 
 # ----------------------------------------------------------------------------- page chrome
 def page_header(title: str, intro: str | None = None) -> None:
-    """Every page starts with its title and the disclaimer (pages render it themselves, so it also
-    shows when Streamlit runs a page file directly, e.g. in AppTest, which does so because of pages/)."""
+    """Every page starts with its title and the disclaimer (each page renders it itself, so it shows
+    even if a page file is ever run on its own)."""
     st.title(title)
     show_disclaimer()
     if intro:
@@ -434,32 +439,84 @@ def warnings_for(prediction: Prediction) -> None:
 
 
 def mapping_table(data: dict) -> None:
-    """Show a dict (e.g. a card's `faithfulness` or `bench`) as a table if flat enough, else JSON."""
+    """Show a dict (e.g. a card's `faithfulness` or `bench`) as a table, or as JSON if deeply nested."""
     import pandas as pd
 
-    if data and all(isinstance(v, dict) for v in data.values()):
-        rows = {k: {kk: vv for kk, vv in v.items() if isinstance(vv, (int, float, str, bool)) or vv is None}
-                for k, v in data.items()}
-        if any(rows.values()):
-            st.dataframe(pd.DataFrame.from_dict(rows, orient="index"))
-            return
-    if data and all(isinstance(v, (int, float, str, bool)) or v is None for v in data.values()):
-        st.dataframe(pd.DataFrame({"value": [str(v) for v in data.values()]}, index=list(data)))
-        return
-    st.json(data, expanded=False)
+    def cell(v: Any) -> str:
+        return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+
+    if data and all(isinstance(v, dict) for v in data.values()):  # {method: {metric: value}}
+        rows = {k: {kk: (vv if isinstance(vv, (int, float)) and not isinstance(vv, bool) else cell(vv))
+                    for kk, vv in v.items()} for k, v in data.items()}
+        st.dataframe(pd.DataFrame.from_dict(rows, orient="index"))
+    elif data and not any(isinstance(v, dict) for v in data.values()):  # flat {field: value}
+        st.dataframe(pd.DataFrame({"field": list(data), "value": [cell(v) for v in data.values()]}),
+                     hide_index=True)
+    else:
+        st.json(data, expanded=False)
 
 
-def bench_latency_ms(card: dict) -> float | None:
-    """A latency (ms per image) from the card's optional `bench` section, if one can be found."""
+def bench_value(card: dict, *keys: str) -> float | None:
+    """The first numeric `bench[key]` of the card's optional `bench` section (see mrivision.bench)."""
     bench = card.get("bench")
     if not isinstance(bench, dict):
         return None
-    candidates = [bench] + [v for v in bench.values() if isinstance(v, dict)]
-    for d in candidates:
+    for k in keys:
+        v = bench.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
+def bench_latency_ms(card: dict) -> float | None:
+    """Batch-1 prediction latency (ms, p50) from the card's `bench`, if it has one."""
+    value = bench_value(card, "predict_ms_p50")
+    if value is not None:
+        return value
+    bench = card.get("bench")
+    if not isinstance(bench, dict):
+        return None
+    for d in [bench] + [v for v in bench.values() if isinstance(v, dict)]:  # other layouts
         for k, v in d.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and "latency" in k.lower():
                 return float(v) * (1000.0 if k.lower().endswith(("_s", "seconds")) else 1.0)
     return None
+
+
+def split_label(card: dict) -> str:
+    """How the model's validation split was made (flags the deliberately leaky random split)."""
+    return str((card.get("training") or {}).get("split") or "")
+
+
+def agreement(labels_by_model: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[str, str]]:
+    """Agreement summary lines (level, text) for (predicted label, model class names) pairs.
+
+    Models are compared within the same class set; when models with different class sets are
+    present, every prediction is also folded to NonDemented vs any dementia stage.
+    """
+    from collections import Counter
+
+    lines: list[tuple[str, str]] = []
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for label, names in labels_by_model:
+        groups.setdefault(tuple(names), []).append(label)
+
+    def summary(labels: list[str], what: str) -> tuple[str, str]:
+        votes = Counter(labels).most_common()
+        if len(labels) == 1:
+            return "info", f"{what}: one model, predicting {votes[0][0]}."
+        if len(votes) == 1:
+            return "success", f"{what}: all {len(labels)} models predict {votes[0][0]}."
+        split = ", ".join(f"{label}: {n}" for label, n in votes)
+        return "warning", f"{what}: the {len(labels)} models disagree ({split})."
+
+    for names, labels in groups.items():
+        what = "Four-stage models" if names == CLASS_NAMES else f"Models with classes {' / '.join(names)}"
+        lines.append(summary(labels, what))
+    if len(groups) > 1:
+        folded = ["NonDemented" if label == "NonDemented" else "Demented" for label, _ in labels_by_model]
+        lines.append(summary(folded, "NonDemented vs any dementia stage, all models"))
+    return lines
 
 
 def class_index(names: Sequence[str], label: str) -> int:

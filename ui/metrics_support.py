@@ -56,6 +56,18 @@ def headline_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def binary_table(result: dict) -> pd.DataFrame | None:
+    """Sensitivity / specificity of a two-class model (result["binary"]), if present."""
+    b = result.get("binary")
+    if not isinstance(b, dict):
+        return None
+    fields = {"positive class": b.get("positive_class"), "threshold": b.get("threshold"), "AUC": b.get("auc"),
+              "sensitivity": b.get("sensitivity"), "specificity": b.get("specificity"),
+              "TP / FN / TN / FP": f"{b.get('tp')} / {b.get('fn')} / {b.get('tn')} / {b.get('fp')}"}
+    return pd.DataFrame({"field": list(fields), "value": ["n/a" if v is None else (ui.fmt(v) if isinstance(v, float)
+                                                                                else str(v)) for v in fields.values()]})
+
+
 def per_class_table(result: dict) -> pd.DataFrame:
     per_class = (result.get("slice") or {}).get("per_class") or {}
     roc = result.get("roc") or {}
@@ -105,11 +117,14 @@ def models_table(models: Sequence[ui.ModelEntry]) -> pd.DataFrame:
             "test macro-F1": m.test_metric("macro_f1"),
             "scan accuracy": m.test_metric("accuracy", "scan"),
             "scan macro-F1": m.test_metric("macro_f1", "scan"),
-            "ECE": ((m.card.get("metrics") or {}).get("test") or {}).get("calibration", {}).get("ece"),
+            "classes": len(m.card.get("class_names") or []) or None,
+            "ECE": (((m.card.get("metrics") or {}).get("test") or {}).get("calibration") or {}).get("ece"),
             "parameters": m.card.get("parameters"),
             "trainable parameters": m.card.get("trainable_parameters"),
-            "latency (ms/slice)": ui.bench_latency_ms(m.card),
+            "latency p50 (ms/slice)": ui.bench_latency_ms(m.card),
+            "predict + Grad-CAM (ms)": ui.bench_value(m.card, "predict_cam_ms_p50"),
             "training time": _duration(training.get("seconds")),
+            "validation split": ui.split_label(m.card),
         })
     return pd.DataFrame(rows)
 

@@ -51,6 +51,10 @@ else:
 
     st.subheader("Per class (slice level)")
     st.dataframe(ms.per_class_table(result), hide_index=True)
+    binary = ms.binary_table(result)
+    if binary is not None:
+        st.subheader("Two-class operating point (slice level)")
+        st.dataframe(binary, hide_index=True)
 
     left, right = st.columns(2)
     with left:
@@ -99,3 +103,6 @@ ms.misclassified_gallery(entry)
 
 st.subheader("All models")
 st.dataframe(ms.models_table(models), hide_index=True)
+st.caption("Test figures are slice level. A two-class model's macro-F1 is not comparable with a four-stage "
+           "model's. A model trained with a random (leaky) validation split has inflated validation scores; "
+           "its test figures still come from the untouched test set.")

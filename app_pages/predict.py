@@ -57,7 +57,10 @@ with details_box:
         slice_choice[source.key] = slice_index
         img = ui.load_slice(source, slice_index)
     except ImageLoadError as exc:
-        st.error(f"{ui.esc(source.name)} could not be read: {ui.esc(exc)}")
+        if len(sources) > 1:  # the table above already shows this file's error
+            st.info("This file could not be read (see the error above).")
+        else:
+            st.error(f"{ui.esc(source.name)} could not be read: {ui.esc(exc)}")
         img = None
     if img is not None:
         prediction = ui.predict(entry, predictor, source, slice_index, img)

@@ -1,6 +1,4 @@
 """Compare: one image through every shipped model — predictions, heatmaps, agreement, test scores."""
-from collections import Counter
-
 import pandas as pd
 import streamlit as st
 
@@ -27,11 +25,11 @@ show_heatmaps = st.toggle("Show Grad-CAM heatmaps", value=True, key="compare_hea
 results = []
 for entry in models:
     try:
-        predictor = ui.get_predictor(entry)
+        with st.spinner(f"Running {ui.esc(entry.name)}…"):
+            predictor = ui.get_predictor(entry)
+            results.append((entry, predictor, ui.predict(entry, predictor, source, slice_index, img)))
     except ModelLoadError as exc:
         st.error(f"The model {ui.esc(entry.name)} could not be loaded: {ui.esc(exc)}")
-        continue
-    results.append((entry, predictor, ui.predict(entry, predictor, source, slice_index, img)))
 if not results:
     st.stop()
 
@@ -41,20 +39,21 @@ for entry, _, p in results:
                  **{f"p_{c}": v for c, v in p.probabilities.items()},
                  "test accuracy": entry.test_metric("accuracy"), "test macro-F1": entry.test_metric("macro_f1"),
                  "scan-level macro-F1": entry.test_metric("macro_f1", "scan"),
-                 "warnings": " ".join(p.warnings)})
+                 "validation split": ui.split_label(entry.card), "warnings": " ".join(p.warnings)})
 st.dataframe(pd.DataFrame(rows), hide_index=True,
              column_config={"confidence": st.column_config.NumberColumn(format="percent")})
-st.caption("Test accuracy and macro-F1 are slice-level figures from each model's card (held-out test set).")
+st.caption("Test accuracy and macro-F1 are slice-level figures from each model's card (held-out test set). "
+           "A two-class model's macro-F1 is not comparable with a four-stage model's.")
 
-votes = Counter(p.label for _, _, p in results)
-top, count = votes.most_common(1)[0]
 if len(results) == 1:
     st.info("Only one model is available, so there is nothing to compare against.")
-elif count == len(results):
-    st.success(f"All {len(results)} models predict {top}.")
 else:
-    split = ", ".join(f"{label}: {n}" for label, n in votes.most_common())
-    st.warning(f"The models disagree ({split}). Treat any single model's output for this image with extra caution.")
+    show = {"success": st.success, "warning": st.warning, "info": st.info}
+    lines = ui.agreement([(p.label, predictor.class_names) for _, predictor, p in results])
+    for level, text in lines:
+        show[level](text)
+    if any(level == "warning" for level, _ in lines):
+        st.caption("Where models disagree, treat any single model's output for this image with extra caution.")
 
 if show_heatmaps:
     per_row = 4

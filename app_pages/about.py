@@ -29,9 +29,9 @@ imbalanced (few ModerateDemented slices).
 - 95% confidence intervals come from a percentile bootstrap that resamples whole scans.
 - Confidence values are calibrated with temperature scaling fitted on the validation data.
 
-**The leakage lesson.** Many published results on this data set report 95–99% accuracy. Most of them split
+**The leakage lesson.** Accuracies of 95–99% are often quoted for this data set. They come from splitting
 the slices at random, which puts neighbouring slices of the *same scan* into both training and test sets:
-the model recognises the person, not the disease stage. With scan-aware splits, as here, accuracy is lower,
+the model can score well by recognising the scan rather than learning the stage. With scan-aware splits, as here, accuracy is lower,
 and a better guide to how the model would do on scans it has never seen.
 
 **Limits.**
@@ -39,12 +39,13 @@ and a better guide to how the model would do on scans it has never seen.
 - The training data comes from one public collection; other scanners, protocols, orientations and
   pre-processing can make predictions meaningless (the app warns when an input looks unlike the training
   slices, but cannot catch everything).
-- The classes are ordered stages, but the model treats them as unrelated categories; neighbouring stages
-  are the most frequent confusions.
+- The classes are ordered stages, but the model treats them as unrelated categories; the confusion
+  matrix on the Metrics page shows which ones it mixes up.
 - Heatmaps show what influenced the model, which is not the same as where disease is.
 
 **Licences.** The MRI Vision code is released under the MIT licence. The data set and any pretrained
 backbone weights keep their own licences and terms of use — check them on their source pages before reuse.
+The example slices, if present, are described in `examples/ATTRIBUTION.md`.
 """)
 
 st.header("Model cards")
