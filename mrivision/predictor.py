@@ -67,6 +67,11 @@ class Predictor:
                 out.append(y.float().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
+    def warm_up(self) -> "Predictor":
+        """Build the fast engine now (a few seconds, once) so the first real prediction is quick."""
+        self.logits([np.zeros(self.spec.input_size, np.float32)])
+        return self
+
     def predict_proba(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """Calibrated class probabilities (temperature-scaled softmax)."""
         return softmax(self.logits(images, batch_size) / self.temperature)

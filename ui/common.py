@@ -197,7 +197,7 @@ def require_model() -> ModelEntry:
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
 def _load_predictor(path: str, mtime_ns: int) -> Predictor:
-    return load_model(path)
+    return load_model(path).warm_up()
 
 
 def get_predictor(entry: ModelEntry) -> Predictor:
