@@ -11,8 +11,10 @@
   whose maps barely change is showing image structure, not what the model learned.
 
 Everything works on the slices themselves (heatmaps from `cam.explain` at the slice's
-resolution) and scores with `Predictor.predict_proba`, so the probabilities are the calibrated
-ones users see, and removing p% of pixels means p% of the slice, not of the letterbox canvas.
+resolution), so removing p% of pixels means p% of the slice, not of the letterbox canvas.
+Scores are the softmax of `Predictor.logits` at temperature 1 (pytorch-grad-cam's
+`ClassifierOutputSoftmaxTarget`): the calibration temperature would only rescale the drops, and
+a temperature fitted on a perfectly separated validation set saturates them at 0.
 We rank pixels ourselves (random tie-breaking) instead of using pytorch-grad-cam's
 `ROADMostRelevantFirst`, whose `cam < percentile` threshold removes nearly everything when a
 heatmap has many equal (zero) values, as ReLU-ed CAMs do.
@@ -31,7 +33,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from .cam import explain
-from .predictor import Predictor
+from .predictor import Predictor, softmax
 
 PERCENTILES: tuple[int, ...] = (10, 20, 30, 50)
 TOP_PERCENT = 20
@@ -75,9 +77,13 @@ def _blur(img: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
 
 
+def _probs(predictor: Predictor, images: Sequence[np.ndarray]) -> np.ndarray:
+    return softmax(predictor.logits(list(images)))
+
+
 def _drop(predictor: Predictor, images: Sequence[np.ndarray], targets: np.ndarray, before: np.ndarray) -> float:
     """Mean fall of the target-class probability from `before` to its value on `images`."""
-    after = predictor.predict_proba(list(images))[np.arange(len(targets)), targets]
+    after = _probs(predictor, images)[np.arange(len(targets)), targets]
     return float(np.mean(before - after))
 
 
@@ -117,7 +123,11 @@ def measure_faithfulness(predictor: Predictor, images: Sequence[np.ndarray],
                   "randomisation_spearman": rho},   # rho not for "random"
          ...}
 
+    `predictor` needs `.model`, `.logits(images)` and `.explain(img, method=, target=)`.
     Drops are in probability units (0.23 = 23 percentage points); positive = confidence fell.
+    Cost: per method, one CAM per image (two with the randomisation check) and
+    2 x len(percentiles) + 1 batched predictions of all images, plus one sparse solve per image
+    and percentile for the ROAD imputation.
     The RandomCAM baseline is always measured, so `plain_sentence` can compare with it.
     Seeded (numpy's global RNG is restored afterwards), hence reproducible but not thread-safe.
     """
@@ -125,7 +135,7 @@ def measure_faithfulness(predictor: Predictor, images: Sequence[np.ndarray],
     if not images:
         raise ValueError("measure_faithfulness needs at least one image")
     methods = list(dict.fromkeys([*methods, BASELINE]))
-    probs = predictor.predict_proba(images)
+    probs = _probs(predictor, images)
     targets = probs.argmax(1)
     before = probs[np.arange(len(images)), targets]
     scrambled = randomised_copy(predictor.model, seed)
