@@ -29,6 +29,9 @@ def row(card: dict) -> str:
                   f"{test['slice'].get('roc_auc_macro') or 0:.3f}", _ci(test, "scan", "accuracy")]
     else:
         cells += ["–"] * 4
+    faith = card.get("faithfulness", {})
+    cells.append(f"{faith['gradcam']['top20_drop'] * 100:.0f} vs {faith['random']['top20_drop'] * 100:.0f} pp"
+                 if "gradcam" in faith else "–")
     val = train.get("best_val", {})
     leaky = " (random re-split: leaky)" if "random" in train.get("split", "") else ""
     cells.append(f"{val['val_accuracy']:.3f}{leaky}" if "val_accuracy" in val else "–")
@@ -40,8 +43,8 @@ def row(card: dict) -> str:
 def table(weights: Path) -> str:
     cards = [json.loads(p.read_text()) for p in sorted(weights.glob("*.json"))]
     head = ("| model | backbone | input | classes | slice accuracy [95% CI] | slice macro-F1 [95% CI] | OvR AUC "
-            "| scan accuracy [95% CI] | new-subject val. accuracy | params | train time | CPU latency | trained on |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "| scan accuracy [95% CI] | Grad-CAM top-20% removal vs random | new-subject val. accuracy | params | train time | CPU latency | trained on |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([head] + [row(c) for c in cards if "spec" in c])
 
 
