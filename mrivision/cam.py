@@ -113,12 +113,14 @@ def _unletterbox(heat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def explain(model: MRINet, img: np.ndarray, method: str = "gradcam", target: int | None = None,
-            aug_smooth: bool = False, batch_size: int = 64) -> np.ndarray:
+            aug_smooth: bool = False, batch_size: int = 16) -> np.ndarray:
     """Heatmap (float32, [0,1], same shape as `img`) of what drives class `target` (None: predicted).
 
-    `img` is a [0,1] HxW slice of any size. `batch_size` is the number of masked inputs per
-    forward pass for ScoreCAM (one per channel of the target layer). Not thread-safe on a
-    shared model against other CAM calls: `Predictor.explain` serialises them with its lock.
+    `img` is a [0,1] HxW slice of any size. `batch_size`: masked inputs per forward pass for
+    ScoreCAM, which runs one per channel of the target layer (16 was as fast as 64 on CPU;
+    effnet_probe's 1280 channels take ~25 s there). Not thread-safe against other CAM calls on
+    the same model: `Predictor.explain` serialises them with its lock. Concurrent plain forward
+    passes (`Predictor.predict`) are fine: the hooks ignore other threads.
     """
     try:
         cam_class = METHODS[method]

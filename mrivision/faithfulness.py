@@ -4,8 +4,10 @@
   the p% least relevant (LeRF), fill them by pytorch-grad-cam's noisy linear imputation (the
   fill carries no information about where the hole was), and record the mean drop of the
   model's probability for its predicted class. Faithful maps: large MoRF drop, small LeRF drop.
-- Top-20% removal: set the 20% hottest pixels to the black background (0, what surrounds a
-  skull-stripped slice) and record the same drop, for each method and for RandomCAM.
+- Top-20% removal: replace the 20% hottest pixels by a heavy blur of the slice and record the
+  same drop, for each method and for RandomCAM. Not black: dark holes look like enlarged CSF
+  spaces, i.e. atrophy, the very thing the classes differ by (on the synthetic slices, blacking
+  out the Grad-CAM top 20% and a random 20% both cost ~70 points in our runs: no contrast).
 - Model randomisation (Adebayo et al. 2018): re-initialise every layer of a copy of the model
   and compare its heatmaps with the trained model's (Spearman rank correlation). A method
   whose maps barely change is showing image structure, not what the model learned.
@@ -13,8 +15,9 @@
 Everything works on the slices themselves (heatmaps from `cam.explain` at the slice's
 resolution), so removing p% of pixels means p% of the slice, not of the letterbox canvas.
 Scores are the softmax of `Predictor.logits` at temperature 1 (pytorch-grad-cam's
-`ClassifierOutputSoftmaxTarget`): the calibration temperature would only rescale the drops, and
-a temperature fitted on a perfectly separated validation set saturates them at 0.
+`ClassifierOutputSoftmaxTarget`), without the card's calibration temperature: one fitted on a
+perfectly separated validation set sits at its lower bound and saturates every probability at 1,
+so that no removal shows (the tiny test model's does).
 We rank pixels ourselves (random tie-breaking) instead of using pytorch-grad-cam's
 `ROADMostRelevantFirst`, whose `cam < percentile` threshold removes nearly everything when a
 heatmap has many equal (zero) values, as ReLU-ed CAMs do.

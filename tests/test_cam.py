@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -12,12 +13,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from conftest import TINY_SPEC, tiny_config
 from pytorch_grad_cam.base_cam import BaseCAM
 from synthetic import make_slice, write_png
 
 from mrivision.cam import COLORMAPS, METHODS, _letterbox_box, explain, overlay
-from mrivision.models import create_model, list_specs
+from mrivision.models import MRINet, ModelSpec, create_model, list_specs
 from mrivision.predictor import Predictor
 from mrivision.train import train
 from mrivision.transforms import fit_to_size
@@ -122,6 +124,32 @@ def test_letterbox_box_matches_fit_to_size(shape: tuple[int, int], size: tuple[i
     assert _letterbox_box(shape, size) == (rows.min(), cols.min(), np.ptp(rows) + 1, np.ptp(cols) + 1)
 
 
+def intensity_cam_model() -> MRINet:
+    """A hand-built MRINet whose Grad-CAM is the (letterboxed) input itself: identity 1x1 conv as
+    the target layer, then GAP and a linear head with positive weights; no normalisation."""
+    spec = ModelSpec(name="intensity", family="altzcnn", input_size=(48, 40), mean=0.0, std=1.0,
+                     target_layer="feat")
+    feat, linear = nn.Conv2d(1, 1, 1), nn.Linear(1, 4)
+    with torch.no_grad():
+        feat.weight.fill_(1.0), feat.bias.zero_(), linear.weight.fill_(1.0), linear.bias.zero_()
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear)
+    return MRINet(spec, OrderedDict(feat=feat, head=head)).eval()
+
+
+@pytest.mark.parametrize("shape", [(48, 40), (70, 50), (50, 70), (33, 100), (200, 176)])
+def test_heatmap_lines_up_with_the_slice(shape: tuple[int, int]) -> None:
+    """End to end through the letterbox: the heatmap of the intensity model is the slice itself."""
+    rng = np.random.default_rng(8)
+    img = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), sigmaX=4)  # smooth: resizing is lossless-ish
+    img = 0.1 + 0.9 * (img - img.min()) / (img.max() - img.min())
+    heat = explain(intensity_cam_model(), img, method="gradcam", target=0)
+    check_heatmap(heat, shape)
+    expected = (img - img.min()) / (img.max() - img.min())
+    tol = 1e-5 if shape == (48, 40) else 0.06
+    assert np.abs(heat - expected).mean() < tol
+    assert np.corrcoef(heat.ravel(), expected.ravel())[0, 1] > 0.98
+
+
 def test_constant_cam_gives_zeros() -> None:
     """A blank slice gives constant activations: the heatmap is zeros, not NaN or noise."""
     model = tiny_untrained()
@@ -205,37 +233,72 @@ def test_concurrent_explain_and_predict_match_serial(tiny_predictor: Predictor) 
             assert out == serial_pred[i]
 
 
+def test_predict_during_explain_does_not_leak_into_heatmap(tiny_predictor: Predictor) -> None:
+    """`predict` does not take the CAM lock: force one to run on the shared model in the middle of
+    an explain's forward pass; its activations must not end up in the heatmap."""
+    model = tiny_predictor.model
+    rng = np.random.default_rng(9)
+    img, other = make_slice(1, rng), make_slice(3, rng)
+    expected = tiny_predictor.explain(img)
+    fired = []
+
+    def predict_meanwhile(module, inputs, output):
+        if not fired and torch.is_grad_enabled():  # the explain pass (predict runs in inference mode)
+            fired.append(True)
+            t = threading.Thread(target=tiny_predictor.predict_proba, args=([other] * 4,))
+            t.start()
+            t.join()
+
+    handle = model.body[0].register_forward_hook(predict_meanwhile)  # runs before the target layer
+    try:
+        heat = tiny_predictor.explain(img)
+    finally:
+        handle.remove()
+    assert fired
+    np.testing.assert_allclose(heat, expected, atol=1e-5)
+
+
 # --- localisation: the pointing game on a task where we know where the evidence is ----------
 
-SIZE, RADIUS = 40, 4
+SIZE, RADIUS = 40, 8
 
 
 def marker_image(rng: np.random.Generator, disc: bool) -> tuple[np.ndarray, tuple[int, int]]:
-    """Dark noisy square; class MildDemented has one bright disc at a random place, NonDemented
-    has none. The class evidence sits only at the disc."""
+    """Dark noisy square with two bright markers at random, non-overlapping places: a disc and a
+    square (class MildDemented) or two squares (NonDemented). The class is visible only at the
+    disc; the square is an equally bright distractor. Returns the image and the first marker's (x, y)."""
     img = (0.12 + rng.normal(0, 0.03, (SIZE, SIZE))).astype(np.float32)
-    x, y = (int(v) for v in rng.integers(RADIUS + 1, SIZE - RADIUS - 1, size=2))
-    if disc:
-        cv2.circle(img, (x, y), RADIUS, 0.9, -1)
-    return np.clip(img, 0, 1), (x, y)
+    while True:
+        pts = rng.integers(RADIUS + 1, SIZE - RADIUS - 1, size=(2, 2))
+        if np.hypot(*(pts[0] - pts[1])) > 2 * RADIUS + 3:
+            break
+    for k, (x, y) in enumerate(pts.tolist()):
+        if disc and k == 0:
+            cv2.circle(img, (x, y), RADIUS, 0.9, -1)
+        else:
+            cv2.rectangle(img, (x - RADIUS + 1, y - RADIUS + 1), (x + RADIUS - 1, y + RADIUS - 1), 0.9, -1)
+    return np.clip(img, 0, 1), (int(pts[0, 0]), int(pts[0, 1]))
 
 
 @pytest.fixture(scope="module")
 def marker_model(tmp_path_factory) -> Predictor:
-    """A tiny altzcnn trained through the real training code; 40x40 slices letterboxed to 48x40."""
+    """A tiny altzcnn trained through the real training code on 40x40 slices (letterboxed to 48x40).
+
+    CAM layer block2 (a 6x5 map, 8-px cells): block3 of this stride-2-stem net is a 3x2 map at
+    48x40, too coarse to point at anything, and across training seeds its features were not
+    reliably aligned with the marker (the GAP head does not care where a detector fires)."""
     root = tmp_path_factory.mktemp("markers")
     rng = np.random.default_rng(0)
     for i in range(72):  # `0 (i).png`: each image its own scan, so the group split has groups
         write_png(root / "data" / "NonDemented" / f"0 ({i}).png", marker_image(rng, False)[0])
         write_png(root / "data" / "MildDemented" / f"0 ({i}).png", marker_image(rng, True)[0])
-    # block2 is the 6x5 map (48x40 input, stride-2 stem, two pools); block3 would be 3x2.
-    spec = {**TINY_SPEC, "target_layer": "block2"}
-    train(tiny_config(root / "data", None, root, epochs=8, spec=spec), log=lambda _: None)
-    model, card = load_weights(root / "weights" / "tiny.safetensors")
-    return Predictor(model, card)
+    train(tiny_config(root / "data", None, root, epochs=8, spec={**TINY_SPEC, "target_layer": "block2"}),
+          log=lambda _: None)
+    return Predictor(*load_weights(root / "weights" / "tiny.safetensors"))
 
 
 def pointing_hits(predictor: Predictor, method: str, tests: list, tolerance: float) -> float:
+    """Share of images whose heatmap peak lies within `tolerance` px of the disc's centre."""
     hits = []
     for img, (x, y) in tests:
         heat = explain(predictor.model, img, method=method, target=2)  # 2 = MildDemented
@@ -244,18 +307,20 @@ def pointing_hits(predictor: Predictor, method: str, tests: list, tolerance: flo
     return float(np.mean(hits))
 
 
-@pytest.mark.xfail(reason="known open problem (issue #6): Grad-CAM on the tiny stride-2-stem altzcnn returns an "
-                   "all-zero map (ReLU of negative weighted activations) on this task; under investigation",
-                   strict=False)
 def test_pointing_game(marker_model: Predictor) -> None:
+    """Grad-CAM's peak falls on the disc (the class evidence) far more often than RandomCAM's,
+    which weights the same activations at random and so lands on either bright marker. Seeds 0-3
+    of this set-up gave Grad-CAM 0.95-1.0 and RandomCAM 0.30-0.50 (0.28 is the disc's share of
+    the slice within the tolerance)."""
     rng = np.random.default_rng(123)
     tests = [marker_image(rng, True) for _ in range(40)]
-    squares = [marker_image(rng, False)[0] for _ in range(20)]
+    negatives = [marker_image(rng, False)[0] for _ in range(20)]
     assert (marker_model.predict_proba([im for im, _ in tests]).argmax(1) == 2).mean() >= 0.9
-    assert (marker_model.predict_proba(squares).argmax(1) == 0).mean() >= 0.9
-    tolerance = RADIUS + 4  # one cell of the 6x5 block2 map (8 px)
+    assert (marker_model.predict_proba(negatives).argmax(1) == 0).mean() >= 0.9
+    tolerance = RADIUS + 4  # inside the disc, or within half a block2 cell of its edge
     np.random.seed(0)  # RandomCAM draws from numpy's global RNG
-    gradcam, random = pointing_hits(marker_model, "gradcam", tests, tolerance), pointing_hits(marker_model, "random", tests, tolerance)
-    assert gradcam >= 0.8, gradcam
-    assert random <= 0.45, random
-    assert gradcam - random >= 0.4
+    gradcam = pointing_hits(marker_model, "gradcam", tests, tolerance)
+    random = pointing_hits(marker_model, "random", tests, tolerance)
+    assert gradcam >= 0.85, gradcam
+    assert random <= 0.6, random
+    assert gradcam - random >= 0.3, (gradcam, random)
