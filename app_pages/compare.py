@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from mrivision import ImageLoadError, ModelLoadError
+from mrivision import ModelLoadError
 from ui import common as ui
 
 ui.page_header("Compare", "The same image through every available model, side by side.")
@@ -11,15 +11,7 @@ if not models:
     ui.no_models_message()
     st.stop()
 
-source = ui.pick_source("compare")
-if source is None:
-    st.stop()
-try:
-    slice_index = ui.slice_picker(source, "compare")
-    img = ui.load_slice(source, slice_index)
-except ImageLoadError as exc:
-    st.error(f"{ui.esc(source.name)} could not be read: {ui.esc(exc)}")
-    st.stop()
+source, slice_index, img = ui.require_slice("compare")
 show_heatmaps = st.toggle("Show Grad-CAM heatmaps", value=True, key="compare_heatmaps")
 
 results = []

@@ -1,7 +1,6 @@
 """Overlay: explore class-activation heatmaps for one image — method, class, colormap, opacity."""
 import streamlit as st
 
-from mrivision import ImageLoadError
 from ui import common as ui
 
 ui.page_header("Overlay", "Class-activation maps show which image regions most influenced the model's score "
@@ -9,15 +8,7 @@ ui.page_header("Overlay", "Class-activation maps show which image regions most i
 entry = ui.require_model()
 predictor = ui.require_predictor(entry)
 
-source = ui.pick_source("overlay")
-if source is None:
-    st.stop()
-try:
-    slice_index = ui.slice_picker(source, "overlay")
-    img = ui.load_slice(source, slice_index)
-except ImageLoadError as exc:
-    st.error(f"{ui.esc(source.name)} could not be read: {ui.esc(exc)}")
-    st.stop()
+source, slice_index, img = ui.require_slice("overlay")
 
 prediction = ui.predict(entry, predictor, source, slice_index, img)
 st.write(f"Predicted stage: **{prediction.label}** ({prediction.confidence:.1%}, model {ui.esc(entry.name)})")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -39,3 +40,12 @@ def tiny_model(tmp_path_factory, synthetic_data) -> Path:
     weights = out / "weights" / "tiny.safetensors"
     assert json.loads(weights.with_suffix(".json").read_text())["metrics"]["test"]["slice"]["accuracy"] > 0.5
     return weights
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one thread avoids OpenMP spin-waits on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -29,13 +29,7 @@ GRADIENT_AND_EIGEN = ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam"
 SHAPE = (70, 50)  # not the model's aspect ratio: the letterbox has to be undone
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waits on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @lru_cache(maxsize=None)

@@ -419,6 +419,19 @@ def pick_source(key: str) -> Source | None:
     return choices[index]
 
 
+def require_slice(key: str) -> tuple[Source, int | None, np.ndarray]:
+    """The picked image, its slice index and the slice; stops the page (plain error) if unreadable."""
+    source = pick_source(key)
+    if source is None:
+        st.stop()
+    try:
+        slice_index = slice_picker(source, key)
+        return source, slice_index, load_slice(source, slice_index)
+    except ImageLoadError as exc:
+        st.error(f"{esc(source.name)} could not be read: {esc(exc)}")
+        st.stop()
+
+
 # ----------------------------------------------------------------------------- page chrome
 def page_header(title: str, intro: str | None = None) -> None:
     """Every page starts with its title and the disclaimer (each page renders it itself, so it shows
