@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..constants import BINARY_CLASS_NAMES, CLASS_NAMES
+from ..constants import CLASS_NAMES
 
 _SPECS: dict[str, "ModelSpec"] = {}
 _BUILDERS: dict[str, Callable[..., Any]] = {}
@@ -96,5 +96,3 @@ def create_model(spec: ModelSpec | str, *, pretrained: bool = True, **overrides:
         raise KeyError(f"no builder for model family {spec.family!r}") from None
     return builder(spec, pretrained=pretrained)
 
-
-BINARY = BINARY_CLASS_NAMES
