@@ -48,7 +48,8 @@ class TrainConfig:
     balance: str = "sqrt"  # sampler weights: "none" | "sqrt" (1/sqrt(freq)) | "inverse" (1/freq)
     augment: bool = True
     mixup: float = 0.0  # Beta(a, a) mixup strength; 0 disables
-    cache_views: int = 3  # views per image cached through the frozen prefix (view 0 is clean)
+    cache_views: int = 3  # views per image cached through the frozen prefix (view 0 is clean); 0: no cache,
+    # the frozen prefix runs on freshly augmented images every step (slower; the reference for the cache)
     val_fraction: float = 0.15
     group_threshold: float = 0.97
     random_split: bool = False  # the leakage lesson: split slices at random, ignoring scans
@@ -104,6 +105,18 @@ def split(cfg: TrainConfig, samples: list[Sample]) -> tuple[list[int], list[int]
     return [index[s.name] for s in tr], [index[s.name] for s in va]
 
 
+def prepare_data(cfg: TrainConfig, class_names: Sequence[str]) -> tuple[list[Sample], list[np.ndarray], list[int], list[int]]:
+    """The config's samples (with scan groups), their images, and training / validation indices."""
+    samples = [s for path in ([cfg.data] if isinstance(cfg.data, str) else cfg.data)
+               for s in load_dataset(path, class_names)]
+    if cfg.limit:
+        samples = [samples[i] for i in np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.limit]]
+    images = load_images(samples, "reading images")
+    samples = assign_groups(samples, images, cfg.group_threshold)
+    tr_idx, va_idx = split(cfg, samples)
+    return samples, images, tr_idx, va_idx
+
+
 def sampler_weights(labels: np.ndarray, mode: str, n_classes: int) -> np.ndarray:
     counts = np.bincount(labels, minlength=n_classes).astype(float)
     power = {"none": 0.0, "sqrt": 0.5, "inverse": 1.0}[mode]
@@ -112,13 +125,14 @@ def sampler_weights(labels: np.ndarray, mode: str, n_classes: int) -> np.ndarray
 
 
 class FeatureSource:
-    """Batches of inputs to the trainable part: cached frozen features, or augmented images."""
+    """Batches of inputs to the trainable part: cached frozen features, or (augmented) images run
+    through the frozen prefix on the fly."""
 
     def __init__(self, model: MRINet, images: list[np.ndarray], cfg: TrainConfig, train: bool) -> None:
         self.model, self.images, self.cfg, self.train = model, images, cfg, train
         self.augment = Augment() if (cfg.augment and train) else None
         self.cached: torch.Tensor | None = None
-        if model.split_index() > 0:
+        if model.split_index() > 0 and cfg.cache_views > 0:
             self.cached = self._cache(cfg.cache_views if (train and cfg.augment) else 1)
 
     def _cache(self, views: int) -> torch.Tensor:
@@ -144,7 +158,11 @@ class FeatureSource:
         ims = [self.images[i] for i in idx]
         if self.augment is not None:
             ims = [self.augment(im, rng) for im in ims]
-        return batch_tensor(ims, self.model.spec)
+        x = batch_tensor(ims, self.model.spec)
+        if self.model.split_index() == 0:
+            return x
+        with torch.no_grad():
+            return self.model.frozen_part()(x)
 
 
 def val_metrics(labels: np.ndarray, logits: np.ndarray, loss: float) -> dict[str, float]:
@@ -181,6 +199,22 @@ def run_logits(part: nn.Module, source: FeatureSource, batch_size: int) -> np.nd
     return np.concatenate(out)
 
 
+def train_step(part: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer,
+               loss_fn: nn.Module, mixup: float, rng: np.random.Generator) -> float:
+    """One optimiser step on a batch (with Beta(mixup, mixup) mixup when mixup > 0); returns the loss."""
+    if mixup > 0:
+        lam = float(rng.beta(mixup, mixup))
+        perm = torch.from_numpy(rng.permutation(len(y)))
+        out = part(lam * x + (1 - lam) * x[perm])
+        loss = lam * loss_fn(out, y) + (1 - lam) * loss_fn(out, y[perm])
+    else:
+        loss = loss_fn(part(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def make_optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -213,13 +247,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
-    samples = [s for path in ([cfg.data] if isinstance(cfg.data, str) else cfg.data)
-               for s in load_dataset(path, spec.class_names)]
-    if cfg.limit:
-        samples = [samples[i] for i in np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.limit]]
-    images = load_images(samples, "reading images")
-    samples = assign_groups(samples, images, cfg.group_threshold)
-    tr_idx, va_idx = split(cfg, samples)
+    samples, images, tr_idx, va_idx = prepare_data(cfg, spec.class_names)
     labels = np.array([s.label for s in samples])
     y_tr, y_va = labels[tr_idx], labels[va_idx]
     n_groups = {c: len({s.group for s in samples if s.label == k}) for k, c in enumerate(spec.class_names)}
@@ -260,18 +288,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", mininterval=1)
         for step in bar:
             idx = rng.choice(len(tr_idx), size=cfg.batch_size, p=weights)
-            x, y = src_tr.batch(idx, rng), torch.from_numpy(y_tr[idx])
-            if cfg.mixup > 0:
-                lam = float(rng.beta(cfg.mixup, cfg.mixup))
-                perm = torch.from_numpy(rng.permutation(len(idx)))
-                out = part(lam * x + (1 - lam) * x[perm])
-                loss = lam * loss_fn(out, y) + (1 - lam) * loss_fn(out, y[perm])
-            else:
-                loss = loss_fn(part(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item()
+            total += train_step(part, src_tr.batch(idx, rng), torch.from_numpy(y_tr[idx]), opt, loss_fn, cfg.mixup, rng)
             bar.set_postfix(loss=f"{total / (step + 1):.3f}")
         epoch_s = time.time() - t_ep
         va_logits = run_logits(part, src_va, 128)

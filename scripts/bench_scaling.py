@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Latency and peak memory against input size and batch size, fast path and naive eager.
 
-    python scripts/bench_scaling.py                  # best shipped model (else neurostagenet, untrained)
+    python scripts/bench_scaling.py                  # the default shipped model (else neurostagenet, untrained)
     python scripts/bench_scaling.py --model altzcnn  # a shipped name, a weights path or a spec name
     python scripts/bench_scaling.py --quick          # tiny settings: proves the script works
 
@@ -29,21 +29,18 @@ from mrivision.bench import UNTRAINED, brain_slice, cpu_count, cpu_name, peak_rs
 from mrivision.fast_inference import optimize_for_inference  # noqa: E402
 
 
-def best_shipped() -> str | None:
-    """The shipped model with the best test accuracy in its card (a model named 'best' wins)."""
+def default_shipped() -> str | None:
+    """The shipped model whose card says `"default": true` (the app's default), else the first."""
     from mrivision.weights import WEIGHTS_DIR, list_shipped, read_card
 
     names = list_shipped()
-    if "best" in names:
-        return "best"
-
-    def score(name: str) -> float:
+    for name in names:
         try:
-            return float(read_card(WEIGHTS_DIR / f"{name}.json")["metrics"]["test"]["slice"]["accuracy"])
-        except (KeyError, TypeError, ValueError, Exception):  # noqa: BLE001  (a card without metrics ranks last)
-            return -1.0
-
-    return max(names, key=score) if names else None
+            if read_card(WEIGHTS_DIR / f"{name}.json").get("default") is True:
+                return name
+        except Exception:  # noqa: BLE001  (an unreadable card is simply not the default)
+            continue
+    return names[0] if names else None
 
 
 def load_at_size(source: str, size: int):
@@ -117,7 +114,7 @@ def plot(rows: list[dict], title: str, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="shipped name, weights path or spec name (default: best shipped, else neurostagenet)")
+    p.add_argument("--model", help="shipped name, weights path or spec name (default: the app's default model, else neurostagenet)")
     p.add_argument("--sizes", default="128,176,224", help="square input sizes")
     p.add_argument("--batches", default="1,8,32,64")
     p.add_argument("--runs", type=int, default=10)
@@ -133,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         import tempfile
 
         a.out = str(Path(tempfile.gettempdir()) / "bench_scaling_quick.png" if a.quick else ROOT / "docs" / "bench_scaling.png")
-    source = a.model or best_shipped() or "neurostagenet"
+    source = a.model or default_shipped() or "neurostagenet"
     sizes = [int(s) for s in a.sizes.split(",")]
     batches = [int(b) for b in a.batches.split(",")]
     rows = []

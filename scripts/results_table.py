@@ -20,8 +20,6 @@ def _ci(metrics: dict, level: str, key: str) -> str:
 def row(card: dict) -> str:
     test = card.get("metrics", {}).get("test")
     train = card.get("training", {})
-    bench = card.get("bench", {})
-    latency = f"{bench['predict_ms_p50']:.0f} ms" if "predict_ms_p50" in bench else "–"
     cells = [f"`{card['name']}`", card["spec"].get("arch") or card["spec"]["family"],
              f"{card['spec']['input_size'][0]}x{card['spec']['input_size'][1]}", str(len(card["class_names"]))]
     if test:
@@ -35,17 +33,44 @@ def row(card: dict) -> str:
     val = train.get("best_val", {})
     leaky = " (random re-split: leaky)" if "random" in train.get("split", "") else ""
     cells.append(f"{val['val_accuracy']:.3f}{leaky}" if "val_accuracy" in val else "–")
-    cells += [f"{card.get('parameters', 0) / 1e6:.1f} M", f"{train.get('seconds', 0) / 60:.0f} min", latency,
-              train.get("hardware", "?").split(",")[1].strip() if "," in train.get("hardware", "") else "?"]
     return "| " + " | ".join(cells) + " |"
 
 
 def table(weights: Path) -> str:
     cards = [json.loads(p.read_text()) for p in sorted(weights.glob("*.json"))]
     head = ("| model | backbone | input | classes | slice accuracy [95% CI] | slice macro-F1 [95% CI] | OvR AUC "
-            "| scan accuracy [95% CI] | Grad-CAM top-20% removal vs random | new-subject val. accuracy | params | train time | CPU latency | trained on |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "| scan accuracy [95% CI] | Grad-CAM top-20% removal vs random | new-subject val. accuracy |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([head] + [row(c) for c in cards if "spec" in c])
+
+
+def _ms(bench: dict, key: str) -> str:
+    return f"{bench[key]:.0f}" if isinstance(bench.get(key), (int, float)) else "–"
+
+
+def cost_row(card: dict, weights: Path) -> str:
+    train, bench = card.get("training", {}), card.get("bench", {})
+    test = card.get("metrics", {}).get("test", {}).get("slice", {})
+    size_mb = (weights / f"{card['name']}.safetensors").stat().st_size / 1e6
+    hardware = train.get("hardware", "")
+    cells = [f"`{card['name']}`", f"{test['accuracy']:.3f}" if "accuracy" in test else "–",
+             f"{card.get('parameters', 0) / 1e6:.1f} M", f"{size_mb:.0f} MB",
+             f"{train.get('seconds', 0) / 60:.0f} min", hardware.split(",")[1].strip() if "," in hardware else "?",
+             f"{train['peak_rss_mb'] / 1024:.1f} GB" if "peak_rss_mb" in train else "–",
+             _ms(bench, "predict_ms_p50"), _ms(bench, "naive_ms_p50"), _ms(bench, "forward_ms_p50"),
+             f"{bench['speedup']:.1f}x" if "speedup" in bench else "–", _ms(bench, "predict_cam_ms_p50"),
+             f"{bench['throughput_b32']:.0f}" if "throughput_b32" in bench else "–",
+             _ms(bench, "peak_rss_mb")]
+    return "| " + " | ".join(cells) + " |"
+
+
+def cost_table(weights: Path) -> str:
+    """Accuracy against training time and memory, and CPU inference cost (`bench` in the cards)."""
+    cards = [json.loads(p.read_text()) for p in sorted(weights.glob("*.json"))]
+    head = ("| model | test slice acc. | params | weights (fp16) | train time | trained on | train peak RAM "
+            "| predict p50 (ms) | naive p50 (ms) | fast forward p50 (ms) | speedup | predict + Grad-CAM p50 (ms) "
+            "| batch-32 img/s | inference peak RSS (MB) |\n" + "|---" * 14 + "|")
+    return "\n".join([head] + [cost_row(c, weights) for c in cards if "spec" in c])
 
 
 def leakage_table(weights: Path) -> str:
@@ -77,8 +102,9 @@ def main() -> int:
     readme = ROOT / "README.md"
     weights = ROOT / "weights"
     text = replace(readme.read_text(), "results", table(weights))
+    text = replace(text, "cost", cost_table(weights))
     readme.write_text(replace(text, "leakage", leakage_table(weights)))
-    print(table(weights), leakage_table(weights), sep="\n\n")
+    print(table(weights), cost_table(weights), leakage_table(weights), sep="\n\n")
     return 0
 
 

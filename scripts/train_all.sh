@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Train the given configs (default: all shipped models) one after another, resuming each from
-# its last checkpoint; logs go to runs/NAME.log. Run it in the background:
+# its last checkpoint (NAME: a file in configs/, e.g. experiments/X); logs go to runs/NAME.log:
 #   nohup scripts/train_all.sh neurostagenet altzcnn > runs/queue.log 2>&1 &
 set -uo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p runs
+mkdir -p runs/experiments
 configs=("$@")
 [ ${#configs[@]} -eq 0 ] && configs=(neurostagenet effnet_probe neurostagenet_native altzcnn convnext_scratch neurostagenet_random_split)
 for name in "${configs[@]}"; do

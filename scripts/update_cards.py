@@ -1,5 +1,7 @@
 """Add measured faithfulness (CAM methods vs RandomCAM) and CPU bench numbers to shipped cards.
 
+The bench is `mrivision bench`'s (one fresh process per model); its table is printed at the end.
+
     python scripts/update_cards.py --test ../shared/data/alzheimer-4class/test [--models a,b] [--n 40]
 
 Faithfulness uses a fixed, class-stratified sample of test slices; only the card JSON changes
@@ -13,7 +15,7 @@ import sys
 
 import numpy as np
 
-from mrivision.bench import bench_model
+from mrivision.bench import bench_in_subprocess, format_table
 from mrivision.data import load_dataset, read_sample
 from mrivision.faithfulness import measure_faithfulness, plain_sentence
 from mrivision.predictor import Predictor, list_models
@@ -41,11 +43,12 @@ def main() -> int:
     ap.add_argument("--skip-bench", action="store_true")
     ap.add_argument("--skip-faithfulness", action="store_true")
     args = ap.parse_args()
+    benched = []
     for name in args.models.split(",") if args.models else list_models():
-        predictor = Predictor.load(name)
         _, card_path = resolve(name)
         card = json.loads(card_path.read_text())
         if not args.skip_faithfulness:
+            predictor = Predictor.load(name)
             images = sample_slices(args.test, predictor.class_names, args.n)
             result = measure_faithfulness(predictor, images, METHODS)
             result["sentence"] = plain_sentence(result, "gradcam")
@@ -53,9 +56,15 @@ def main() -> int:
             card["faithfulness"] = result
             print(name, result["sentence"], flush=True)
         if not args.skip_bench:
-            card["bench"] = bench_model(predictor, args.runs, source=name)
-            print(name, {k: card["bench"][k] for k in ("predict_ms_p50", "naive_ms_p50", "speedup")}, flush=True)
+            result = bench_in_subprocess(name, args.runs, untrained=False)  # as `mrivision bench` does
+            benched.append(result)
+            if "error" in result:
+                print(name, "bench failed:", result["error"], flush=True)
+            else:
+                card["bench"] = result
         card_path.write_text(json.dumps(card, indent=2))
+    if benched:
+        print(format_table(benched))
     return 0
 
 

@@ -11,7 +11,7 @@ from mrivision import bench
 from mrivision.cli import main
 from mrivision.predictor import load_model
 
-KEYS = ["predict_ms_p50", "predict_ms_p95", "naive_ms_p50", "speedup", "predict_cam_ms_p50", "throughput_b32",
+KEYS = ["predict_ms_p50", "predict_ms_p95", "naive_ms_p50", "forward_ms_p50", "speedup", "predict_speedup", "predict_cam_ms_p50", "throughput_b32",
         "peak_rss_mb", "load_s", "parameters", "threads"]
 
 

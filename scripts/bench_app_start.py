@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Cold start of the app to its first prediction, as a user sees it (real server, headless Chromium).
+
+    python scripts/bench_app_start.py [--runs 3] [--image examples/NonDemented_slice29_scan10.jpg]
+
+Each run starts a fresh `streamlit run app.py` with the shipped weights, opens the page, uploads
+the image and waits for the predicted stage and then the Grad-CAM overlay. Prints seconds from the
+server launch (and from the upload) to each milestone; the browser is started before the clock.
+Needs Chromium at /usr/bin/chromium and playwright (both installed by scripts/test.sh).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--no-first-run"]
+MILESTONES = ("server healthy", "page shown", "prediction shown", "heatmap shown")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"streamlit not healthy after {timeout}s")
+
+
+def one_run(browser, image: Path) -> dict[str, float]:
+    """Seconds from `streamlit run` to each milestone, plus upload-to-prediction."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    with tempfile.TemporaryFile() as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
+             "true", "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            times = {}
+            wait_healthy(url, proc)
+            times["server healthy"] = time.perf_counter() - t0
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            page.get_by_text("Research demo — not a medical device").first.wait_for()
+            times["page shown"] = time.perf_counter() - t0
+            t_upload = time.perf_counter()
+            page.locator("input[type=file]").first.set_input_files(str(image))
+            page.locator('[data-testid="stMetric"]').filter(has_text="Predicted stage").locator(
+                '[data-testid="stMetricValue"]').wait_for()
+            times["prediction shown"] = time.perf_counter() - t0
+            times["upload to prediction"] = time.perf_counter() - t_upload
+            page.get_by_text("Grad-CAM overlay for").first.wait_for()
+            times["heatmap shown"] = time.perf_counter() - t0
+            page.close()
+            return times
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--image", type=Path, default=ROOT / "examples" / "NonDemented_slice29_scan10.jpg")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        try:
+            runs = []
+            for i in range(args.runs):
+                runs.append(one_run(browser, args.image))
+                print(f"run {i + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in runs[-1].items()), flush=True)
+        finally:
+            browser.close()
+    print("median over runs: " + ", ".join(
+        f"{k} {statistics.median(r[k] for r in runs):.1f} s" for k in (*MILESTONES, "upload to prediction")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
