@@ -6,9 +6,8 @@ from ui import common as ui
 ui.page_header("Overlay", "Class-activation maps show which image regions most influenced the model's score "
                           "for one class. They explain the model, not the anatomy.")
 entry = ui.require_model()
-predictor = ui.require_predictor(entry)
-
 source, slice_index, img = ui.require_slice("overlay")
+predictor = ui.require_predictor(entry)
 
 prediction = ui.predict(entry, predictor, source, slice_index, img)
 st.write(f"Predicted stage: **{prediction.label}** ({prediction.confidence:.1%}, model {ui.esc(entry.name)})")

@@ -10,8 +10,7 @@ from ui import figures
 
 ui.page_header("Predict", "Upload axial brain MRI slices (PNG, JPEG, TIFF, DICOM or NIfTI). "
                           "Files are processed in memory and never stored.")
-entry = ui.require_model()
-predictor = ui.require_predictor(entry)
+entry = ui.require_model()  # it is loading in the background meanwhile (ui.preload)
 
 examples = ui.example_files()
 if examples:
@@ -38,6 +37,7 @@ if not sources and st.session_state.get("predict_example"):
 if not sources:
     st.info("Upload one or more files above" + (", or try an example." if examples else "."))
     st.stop()
+predictor = ui.require_predictor(entry)
 
 slice_choice: dict[str, int | None] = st.session_state.setdefault("_slices", {})
 table_box = st.container()
@@ -67,18 +67,18 @@ with details_box:
         left, middle, right = st.columns([1, 1, 1.3])
         with left:
             ui.show_image(img, caption=f"Input slice{'' if slice_index is None else f' {slice_index}'}")
-        with middle:
-            heat = ui.explain(entry, predictor, ui.image_key(source, slice_index), img, ui.DEFAULT_METHOD,
-                              prediction.label)
-            if heat is not None:
-                ui.show_image(ui.overlay_rgb(img, heat), caption=f"Grad-CAM overlay for {prediction.label}")
-        with right:
+        with right:  # filled before the heatmap (slower), so the answer shows first
             st.metric("Predicted stage", prediction.label)
             st.metric("Confidence (calibrated)", f"{prediction.confidence:.1%}",
                       help=f"Temperature-scaled softmax (T = {predictor.temperature:.2f}, fitted on validation "
                            "data). It is the model's own estimate, not a clinical probability.")
             st.plotly_chart(figures.probability_bar(prediction.probabilities, prediction.label),
                             key="predict_probs")
+        with middle:
+            heat = ui.explain(entry, predictor, ui.image_key(source, slice_index), img, ui.DEFAULT_METHOD,
+                              prediction.label)
+            if heat is not None:
+                ui.show_image(ui.overlay_rgb(img, heat), caption=f"Grad-CAM overlay for {prediction.label}")
         ui.warnings_for(prediction)
         st.caption(f"Model: {ui.esc(entry.name)}. The heatmap shows which regions most influenced the model's "
                    "score for the predicted class; it is not a map of disease.")

@@ -1,8 +1,11 @@
-"""Names shared by every module: the four stages, in their clinical order."""
+"""Names shared by every module: the four stages in their clinical order, where the weights live."""
 from __future__ import annotations
+
+from pathlib import Path
 
 CLASS_NAMES: tuple[str, ...] = ("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented")
 BINARY_CLASS_NAMES: tuple[str, ...] = ("NonDemented", "Demented")
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # shipped `NAME.safetensors` + `NAME.json`
 
 CLASS_ALIASES: dict[str, str] = {
     # canonical names, lower-cased, punctuation stripped -> canonical

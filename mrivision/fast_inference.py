@@ -84,7 +84,8 @@ class _OrtRunner:
         buf = io.BytesIO()
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (example,), buf, dynamo=False, input_names=["x"], output_names=["logits"],
+            # export a copy: the engine may be built in a background thread while `model` serves
+            torch.onnx.export(copy.deepcopy(model), (example,), buf, dynamo=False, input_names=["x"], output_names=["logits"],
                               dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

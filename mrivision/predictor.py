@@ -48,6 +48,7 @@ class Predictor:
         self.temperature = float(self.card.get("temperature", 1.0))
         self.tta = bool(self.card.get("preprocessing", {}).get("tta_hflip", False))
         self.lock = threading.Lock()
+        self._warming: threading.Thread | None = None
 
     @classmethod
     def load(cls, name_or_path: str | Path, fast: bool = True) -> "Predictor":
@@ -57,7 +58,9 @@ class Predictor:
     def logits(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """Raw logits (N, classes); averaged over a horizontal flip when the card asks for TTA."""
         out = []
-        model = self._fast.get() if self.fast and len(images) else self.model  # built outside inference mode
+        # the engine is built outside inference mode; while a background build runs, the eager model answers
+        use_fast = self.fast and len(images) and (self._fast.built or self._warming is None)
+        model = self._fast.get() if use_fast else self.model
         with torch.inference_mode():
             for i in range(0, len(images), batch_size):
                 x = batch_tensor(list(images[i:i + batch_size]), self.spec)
@@ -67,9 +70,20 @@ class Predictor:
                 out.append(y.float().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
-    def warm_up(self) -> "Predictor":
-        """Build the fast engine now (a few seconds, once) so the first real prediction is quick."""
-        self.logits([np.zeros(self.spec.input_size, np.float32)])
+    def warm_up(self, background: bool = False) -> "Predictor":
+        """Build the fast engine now (a few seconds, once) so that predictions are quick.
+
+        `background=True` returns at once and builds it in a thread; until it is ready, predictions
+        run on the eager model (the same logits within 1e-4, a little slower).
+        """
+        if not self.fast:
+            return self
+        if not background:
+            self._fast.get()  # waits for a build already running in the background
+            self.logits([np.zeros(self.spec.input_size, np.float32)])
+        elif self._warming is None:
+            self._warming = threading.Thread(target=self._fast.get, name="mrivision-engine-build", daemon=True)
+            self._warming.start()
         return self
 
     def predict_proba(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:

@@ -9,10 +9,9 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .constants import WEIGHTS_DIR
 from .errors import ModelLoadError
 from .models import MRINet, ModelSpec, create_model
-
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 def sha256_file(path: Path) -> str:

@@ -90,6 +90,23 @@ def test_predict_upload_shows_stage(weights):
     assert any("Grad-CAM overlay" in c for img in at.image for c in img.captions), "no heatmap image"
 
 
+def test_predict_with_a_damaged_model_says_so_plainly(tiny_model, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copy(tiny_model.with_suffix(".json"), tmp_path / "tiny.json")
+    data = bytearray(tiny_model.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: the SHA-256 in the card no longer matches
+    (tmp_path / "tiny.safetensors").write_bytes(bytes(data))
+    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tmp_path))
+    at = open_page()  # the model loads in the background; the page is usable meanwhile
+    assert_ok(at)
+    at.file_uploader(key="predict_uploads").set_value(("slice.png", png_bytes(), "image/png"))
+    at.run()
+    assert_ok(at)
+    assert at.error and "could not be loaded" in at.error[0].value
+    assert "Predicted stage" not in {m.label for m in at.metric}
+
+
 def test_predict_bad_file_shows_error(weights):
     at = open_page()
     at.file_uploader(key="predict_uploads").set_value(("notes.png", b"just some text, not an image\n" * 4, "image/png"))

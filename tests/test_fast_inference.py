@@ -122,3 +122,26 @@ def test_fast_path_is_built_once_across_threads(tiny_model, monkeypatch):
     assert len(calls) == 1
     assert all(np.allclose(p, probs[0], atol=1e-6) for p in probs)
     assert isinstance(predictor._fast.get(), FastModule)
+
+
+def test_background_warm_up_answers_meanwhile_with_the_same_results(tiny_model, monkeypatch):
+    release = threading.Event()
+    real = fast_inference.optimize_for_inference
+
+    def slow_build(model, **kw):
+        release.wait(30)  # the engine is "still building" until the test says so
+        return real(model, **kw)
+
+    monkeypatch.setattr(fast_inference, "optimize_for_inference", slow_build)
+    predictor, eager = load_model(tiny_model), Predictor(*_load(tiny_model), fast=False)
+    images = [np.random.default_rng(i).random((48, 40), dtype=np.float32) for i in range(4)]
+    reference = eager.predict_proba(images)
+
+    assert predictor.warm_up(background=True) is predictor  # returns at once
+    during = predictor.predict_proba(images)  # answered by the eager model while the build waits
+    assert not predictor._fast.built
+    release.set()
+    predictor.warm_up()  # waits for the background build
+    assert predictor._fast.built and predictor._fast.get().backend != "eager"
+    np.testing.assert_allclose(during, reference, atol=1e-5)
+    np.testing.assert_allclose(predictor.predict_proba(images), reference, atol=1e-4)

@@ -11,17 +11,20 @@ import io
 import json
 import os
 import string
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import streamlit as st
 
-from mrivision import ImageLoadError, ModelLoadError, Prediction, Predictor, load_image, load_model
-from mrivision.constants import CLASS_NAMES
-from mrivision.io import ImageInfo, describe_image
-from mrivision.weights import WEIGHTS_DIR
+from mrivision import ImageLoadError, ModelLoadError
+from mrivision.constants import CLASS_NAMES, WEIGHTS_DIR
+from mrivision.io import ImageInfo, describe_image, load_image
+
+if TYPE_CHECKING:  # torch loads in the background (`preload`), so the first page shows without waiting for it
+    from mrivision import Prediction, Predictor
 
 DISCLAIMER = "Research demo — not a medical device. Not for diagnosis or treatment decisions."
 WEIGHTS_ENV = "MRIVISION_WEIGHTS_DIR"
@@ -169,6 +172,7 @@ def model_picker() -> ModelEntry | None:
         st.session_state[MODEL_KEY] = default_model(models).key
     key = st.sidebar.selectbox("Model", keys, key=MODEL_KEY, format_func=lambda k: model_label(by_key[k]),
                                help="Used by the Predict, Overlay and Metrics pages.")
+    preload(by_key[key])
     return by_key[key]
 
 
@@ -195,9 +199,31 @@ def require_model() -> ModelEntry:
     return entry
 
 
+_LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mrivision-load")
+
+
+def _load_in_background(path: str) -> Predictor:
+    from mrivision import load_model
+    from mrivision import cam  # noqa: F401  (imported now, not on the first heatmap)
+
+    return load_model(path).warm_up(background=True)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _loading(path: str, mtime_ns: int) -> Future:
+    """The loading of one model (torch import, weights check, build), started in a background thread."""
+    return _LOADER.submit(_load_in_background, path)
+
+
+def preload(entry: ModelEntry | None) -> None:
+    """Start loading `entry` now, so that it is ready (or nearly) when the user's first file arrives."""
+    if entry is not None:
+        _loading(str(entry.path), entry.mtime_ns)
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
 def _load_predictor(path: str, mtime_ns: int) -> Predictor:
-    return load_model(path).warm_up()
+    return _loading(path, mtime_ns).result()
 
 
 def get_predictor(entry: ModelEntry) -> Predictor:
