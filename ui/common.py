@@ -203,9 +203,11 @@ _LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mrivision-load")
 
 
 def _load_in_background(path: str) -> Predictor:
-    from mrivision import load_model
-    from mrivision import cam  # noqa: F401  (imported now, not on the first heatmap)
+    import importlib
 
+    from mrivision import load_model
+
+    importlib.import_module("mrivision.cam")  # imported now (~2 s), not on the first heatmap
     return load_model(path).warm_up(background=True)
 
 
