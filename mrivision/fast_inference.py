@@ -24,7 +24,9 @@ ONNX Runtime's threads do not busy-wait (`allow_spinning=0`): under load, spinni
 threads made torch's own 2-thread forward up to 10x slower in wall time.
 
 Building costs a few seconds of CPU once per model and process (tracing/exporting an
-EfficientNet is about 2.5 s of it), paid on the first `Predictor.logits` call.
+EfficientNet is about 1-2.5 s of it), paid on the first `Predictor.logits` call, or ahead of it
+by `Predictor.warm_up` (the app builds it in a background thread). Builds are serialised
+process-wide: torch's ONNX exporter and tracer keep global state.
 
 A backend is kept only if its logits on random inputs (batch 1 and batch 3) are within
 `atol` (default 1e-4, max abs difference) of the eager model's; otherwise the next one is
@@ -235,6 +237,9 @@ def _first_that_matches(model: nn.Module, order: list[str], shape: tuple[int, ..
     raise AssertionError("unreachable: eager always builds")
 
 
+_BUILD_LOCK = threading.Lock()  # one build at a time in the process (exporter/tracer global state)
+
+
 class LazyFast:
     """Builds `optimize_for_inference(model)` once, on first use, from any number of threads."""
 
@@ -253,7 +258,8 @@ class LazyFast:
         if fast is None:
             with self._lock:
                 if self._fast is None:
-                    self._fast = optimize_for_inference(self.model, **self.kwargs)
+                    with _BUILD_LOCK:
+                        self._fast = optimize_for_inference(self.model, **self.kwargs)
                 fast = self._fast
         return fast
 

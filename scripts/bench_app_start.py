@@ -6,6 +6,7 @@
 Each run starts a fresh `streamlit run app.py` with the shipped weights, opens the page, uploads
 the image and waits for the predicted stage and then the Grad-CAM overlay. Prints seconds from the
 server launch (and from the upload) to each milestone; the browser is started before the clock.
+Run 1 is the coldest (later runs find Python's files in the OS cache).
 Needs Chromium at /usr/bin/chromium and playwright (both installed by scripts/test.sh).
 """
 from __future__ import annotations
@@ -79,7 +80,11 @@ def one_run(browser, image: Path) -> dict[str, float]:
             return times
         finally:
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ from mrivision.data import load_dataset, read_sample  # noqa: E402
 from mrivision.models import create_model, get_spec  # noqa: E402
 from mrivision.train import FeatureSource, TrainConfig, make_optimizer, train_step  # noqa: E402
 
-N_TRAIN = 4378  # slices in the training part of the pseudo-scan split of train/
+N_TRAIN = 4378  # slices in the training part of the pseudo-scan split of train/ (epoch times exclude validation)
 
 
 def images_per_second(cfg: TrainConfig, images: list[np.ndarray], labels: np.ndarray, train_from: str | None,
@@ -64,7 +64,8 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|")
     for path in args.configs:
         cfg = TrainConfig.from_yaml(path)
-        samples = load_dataset(cfg.data if isinstance(cfg.data, str) else cfg.data[0])
+        samples = load_dataset(cfg.data if isinstance(cfg.data, str) else cfg.data[0],
+                               get_spec(cfg.model).class_names)
         pick = np.random.default_rng(0).choice(len(samples), args.images, replace=False)
         images = [read_sample(samples[i]) for i in pick]
         labels = np.array([samples[i].label for i in pick])

@@ -31,12 +31,16 @@ def main() -> int:
     for name in args.models.split(",") if args.models else list_models():
         predictor = Predictor.load(name)
         metrics = predictor.card.get("metrics", {})
-        if "test" not in metrics:
+        if "test" not in metrics or "path" not in metrics.get("test_data", {}):
             print(f"| {name} | – | – | no test metrics in the card | – | – |")
             continue
         path = metrics["test_data"]["path"]
         data = path if Path(path).is_absolute() else ROOT / path
         fresh = evaluate_model(predictor, data, n_boot=10)
+        if fresh["data"] != {k: metrics["test_data"].get(k) for k in fresh["data"]}:
+            print(f"| {name} | – | – | the data at {path} is not the data the card was evaluated on | – | NO |")
+            failed = True
+            continue
         for level in ("slice", "scan"):
             for key in METRICS:
                 card, now = metrics["test"][level][key], fresh[level][key]

@@ -7,6 +7,8 @@ Rebuilds the validation split of the config (pseudo-scan groups carved from trai
 does), runs every shipped four-stage model on it and prints accuracy, balanced accuracy and
 macro-F1 for each model and for the average of the probabilities of every subset, next to the
 majority-class rate. `--test DIR` adds the same columns on test data, for the record only.
+Models trained on another split are skipped. The same validation slices also chose each model's
+epoch and temperature, so the scores flatter every row a little; they serve a relative choice.
 """
 from __future__ import annotations
 
@@ -51,10 +53,15 @@ def main() -> int:
 
     names = args.models.split(",") if args.models else list_models()
     probs: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    same_split = ("data", "val_fraction", "group_threshold", "seed", "random_split", "limit")
     for name in names:
         predictor = Predictor.load(name)
-        if predictor.class_names != CLASS_NAMES or "random" in predictor.card.get("training", {}).get("split", ""):
+        trained = predictor.card.get("training", {}).get("config", {})
+        if predictor.class_names != CLASS_NAMES or trained.get("random_split"):
             continue  # binary models and the leaky random-split model are not comparable here
+        if any(trained.get(k) != getattr(cfg, k) for k in same_split):
+            print(f"skipping {name}: trained on another split than {args.config.name}")
+            continue
         probs[name] = (predictor.predict_proba(val_images),
                        predictor.predict_proba(test_images) if test else None)
 

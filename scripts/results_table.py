@@ -51,7 +51,8 @@ def _ms(bench: dict, key: str) -> str:
 def cost_row(card: dict, weights: Path) -> str:
     train, bench = card.get("training", {}), card.get("bench", {})
     test = card.get("metrics", {}).get("test", {}).get("slice", {})
-    size_mb = (weights / f"{card['name']}.safetensors").stat().st_size / 1e6
+    file = weights / f"{card['name']}.safetensors"
+    size_mb = file.stat().st_size / 1e6 if file.is_file() else 0.0
     hardware = train.get("hardware", "")
     cells = [f"`{card['name']}`", f"{test['accuracy']:.3f}" if "accuracy" in test else "–",
              f"{card.get('parameters', 0) / 1e6:.1f} M", f"{size_mb:.0f} MB",

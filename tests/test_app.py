@@ -5,6 +5,7 @@ Models come from the `tiny_model` fixture's folder via MRIVISION_WEIGHTS_DIR.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -105,6 +106,15 @@ def test_predict_with_a_damaged_model_says_so_plainly(tiny_model, tmp_path, monk
     assert_ok(at)
     assert at.error and "could not be loaded" in at.error[0].value
     assert "Predicted stage" not in {m.label for m in at.metric}
+    # repaired in place with the same modification time (the cache key): the next run loads it again
+    damaged = tmp_path / "tiny.safetensors"
+    stamp = damaged.stat().st_mtime_ns
+    damaged.write_bytes(tiny_model.read_bytes())
+    os.utime(damaged, ns=(stamp, stamp))
+    at.run()
+    assert_ok(at)
+    assert not at.error
+    assert {m.label: m.value for m in at.metric}["Predicted stage"] in CLASS_NAMES
 
 
 def test_predict_bad_file_shows_error(weights):

@@ -203,11 +203,9 @@ _LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mrivision-load")
 
 
 def _load_in_background(path: str) -> Predictor:
-    import importlib
-
     from mrivision import load_model
 
-    importlib.import_module("mrivision.cam")  # imported now (~2 s), not on the first heatmap
+    cam_module()  # imported now (~2 s), not on the first heatmap
     return load_model(path).warm_up(background=True)
 
 
@@ -223,14 +221,17 @@ def preload(entry: ModelEntry | None) -> None:
         _loading(str(entry.path), entry.mtime_ns)
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
-def _load_predictor(path: str, mtime_ns: int) -> Predictor:
-    return _loading(path, mtime_ns).result()
-
-
 def get_predictor(entry: ModelEntry) -> Predictor:
     """The loaded model (once per process); raises ModelLoadError with a readable message."""
-    return _load_predictor(str(entry.path), entry.mtime_ns)
+    future = _loading(str(entry.path), entry.mtime_ns)
+    try:
+        if future.done():
+            return future.result()
+        with st.spinner("Loading the model…"):
+            return future.result()
+    except Exception:
+        _loading.clear(str(entry.path), entry.mtime_ns)  # a failed load is retried on the next run
+        raise
 
 
 def require_predictor(entry: ModelEntry) -> Predictor:
