@@ -279,7 +279,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
 
     weights = sampler_weights(y_tr, cfg.balance, spec.num_classes)
     steps = max(1, len(tr_idx) // cfg.batch_size)
-    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+    stopped = state["bad_epochs"] >= cfg.patience  # a resumed run that had already stopped early
+    for epoch in range(cfg.epochs + 1 if stopped else state["epoch"] + 1, cfg.epochs + 1):
         rng = np.random.default_rng(cfg.seed * 1000 + epoch)
         part.train()
         model.frozen_part().eval()

@@ -43,6 +43,14 @@ def test_resume_gives_the_same_model(tmp_path, synthetic_data):
         torch.testing.assert_close(a[k], b[k], msg=k)
 
 
+def test_resuming_an_early_stopped_run_trains_no_further(tmp_path, synthetic_data):
+    cfg = tiny_config(synthetic_data["train"], None, tmp_path, epochs=6, limit=80, lr=0.0, patience=1)
+    first = train(cfg, log=lambda _: None)  # lr 0: validation never improves after epoch 1
+    assert first["training"]["epochs_run"] == 2
+    again = train(cfg, resume=True, log=lambda _: None)  # e.g. the process died while writing the card
+    assert again["training"]["epochs_run"] == 2 and again["training"]["best_epoch"] == 1
+
+
 def test_frozen_prefix_is_cached_and_stays_fixed(tmp_path, synthetic_data):
     from mrivision.models import create_model
     from mrivision.train import set_seed
