@@ -205,8 +205,9 @@ _LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mrivision-load")
 def _load_in_background(path: str) -> Predictor:
     from mrivision import load_model
 
-    cam_module()  # imported now (~2 s), not on the first heatmap
-    return load_model(path).warm_up(background=True)
+    predictor = load_model(path).warm_up(background=True)
+    _LOADER.submit(cam_module)  # next in line (~2 s of imports), not on the first heatmap
+    return predictor
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
