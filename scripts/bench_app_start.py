@@ -4,7 +4,7 @@
     python scripts/bench_app_start.py [--runs 3] [--image examples/NonDemented_slice29_scan10.jpg]
 
 Each run starts a fresh `streamlit run app.py` with the shipped weights, opens the page, uploads
-the image and waits for the predicted stage and then the Grad-CAM overlay. Prints seconds from the
+the image (at once, or `--think` seconds later) and waits for the predicted stage and then the Grad-CAM overlay. Prints seconds from the
 server launch (and from the upload) to each milestone; the browser is started before the clock.
 Run 1 is the coldest (later runs find Python's files in the OS cache).
 Needs Chromium at /usr/bin/chromium and playwright (both installed by scripts/test.sh).
@@ -48,7 +48,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None
     raise RuntimeError(f"streamlit not healthy after {timeout}s")
 
 
-def one_run(browser, image: Path) -> dict[str, float]:
+def one_run(browser, image: Path, think: float) -> dict[str, float]:
     """Seconds from `streamlit run` to each milestone, plus upload-to-prediction."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -68,6 +68,7 @@ def one_run(browser, image: Path) -> dict[str, float]:
             page.goto(url)
             page.get_by_text("Research demo — not a medical device").first.wait_for()
             times["page shown"] = time.perf_counter() - t0
+            time.sleep(think)  # the user finding the file
             t_upload = time.perf_counter()
             page.locator("input[type=file]").first.set_input_files(str(image))
             page.locator('[data-testid="stMetric"]').filter(has_text="Predicted stage").locator(
@@ -91,6 +92,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--image", type=Path, default=ROOT / "examples" / "NonDemented_slice29_scan10.jpg")
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="seconds between the page showing and the upload (a user finding the file)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -99,7 +102,7 @@ def main() -> int:
         try:
             runs = []
             for i in range(args.runs):
-                runs.append(one_run(browser, args.image))
+                runs.append(one_run(browser, args.image, args.think))
                 print(f"run {i + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in runs[-1].items()), flush=True)
         finally:
             browser.close()

@@ -54,7 +54,8 @@ def cost_row(card: dict, weights: Path) -> str:
     file = weights / f"{card['name']}.safetensors"
     size_mb = file.stat().st_size / 1e6 if file.is_file() else 0.0
     hardware = train.get("hardware", "")
-    cells = [f"`{card['name']}`", f"{test['accuracy']:.3f}" if "accuracy" in test else "–",
+    binary = " (2 classes)" if len(card.get("class_names", [])) == 2 else ""
+    cells = [f"`{card['name']}`", f"{test['accuracy']:.3f}{binary}" if "accuracy" in test else "–",
              f"{card.get('parameters', 0) / 1e6:.1f} M", f"{size_mb:.0f} MB",
              f"{train.get('seconds', 0) / 60:.0f} min", hardware.split(",")[1].strip() if "," in hardware else "?",
              f"{train['peak_rss_mb'] / 1024:.1f} GB" if "peak_rss_mb" in train else "–",
