@@ -12,80 +12,43 @@ Needs Chromium at /usr/bin/chromium and playwright (both installed by scripts/te
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ui.app_server import running_app  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--no-first-run"]
 MILESTONES = ("server healthy", "page shown", "prediction shown", "heatmap shown")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"streamlit not healthy after {timeout}s")
-
-
 def one_run(browser, image: Path, think: float) -> dict[str, float]:
     """Seconds from `streamlit run` to each milestone, plus upload-to-prediction."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    with tempfile.TemporaryFile() as log:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
-             "true", "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            times = {}
-            wait_healthy(url, proc)
-            times["server healthy"] = time.perf_counter() - t0
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(120_000)
-            page.goto(url)
-            page.get_by_text("Research demo — not a medical device").first.wait_for()
-            times["page shown"] = time.perf_counter() - t0
-            time.sleep(think)  # the user finding the file
-            t_upload = time.perf_counter()
-            page.locator("input[type=file]").first.set_input_files(str(image))
-            page.locator('[data-testid="stMetric"]').filter(has_text="Predicted stage").locator(
-                '[data-testid="stMetricValue"]').wait_for()
-            times["prediction shown"] = time.perf_counter() - t0
-            times["upload to prediction"] = time.perf_counter() - t_upload
-            page.get_by_text("Grad-CAM overlay for").first.wait_for()
-            times["heatmap shown"] = time.perf_counter() - t0
-            page.close()
-            return times
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    times = {}
+    t0 = time.perf_counter()
+    with running_app() as url:
+        times["server healthy"] = time.perf_counter() - t0
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        page.get_by_text("Research demo — not a medical device").first.wait_for()
+        times["page shown"] = time.perf_counter() - t0
+        time.sleep(think)  # the user finding the file
+        t_upload = time.perf_counter()
+        page.locator("input[type=file]").first.set_input_files(str(image))
+        page.locator('[data-testid="stMetric"]').filter(has_text="Predicted stage").locator(
+            '[data-testid="stMetricValue"]').wait_for()
+        times["prediction shown"] = time.perf_counter() - t0
+        times["upload to prediction"] = time.perf_counter() - t_upload
+        page.get_by_text("Grad-CAM overlay for").first.wait_for()
+        times["heatmap shown"] = time.perf_counter() - t0
+        page.close()
+    return times
 
 
 def main() -> int:

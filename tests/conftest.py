@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))  # synthetic.py
+sys.path.insert(1, str(Path(__file__).parent.parent))  # the app's `ui` package (browser test)
 
 from synthetic import write_tree  # noqa: E402
 
