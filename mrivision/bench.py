@@ -130,27 +130,28 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
 
 # ---------------------------------------------------------------- measurements
 
-def fast_forward(engine: Any, spec: Any, images: list[np.ndarray]) -> np.ndarray:
-    """The naive baseline's work on the fast engine: preprocessing, one forward, softmax, no TTA
-    (under `inference_mode`, one of the fast path's choices, as `Predictor.logits` runs it)."""
-    import torch
-
+def _one_forward(module: Any, spec: Any, images: list[np.ndarray], grad_off: Any) -> np.ndarray:
+    """Preprocessing, one forward under `grad_off` (a context manager), softmax; no TTA."""
     from .predictor import softmax
     from .transforms import batch_tensor
 
-    with torch.inference_mode():
-        return softmax(engine(batch_tensor(images, spec)).float().numpy())
+    with grad_off():
+        return softmax(module(batch_tensor(images, spec)).float().numpy())
 
 
 def naive_predict(model: Any, spec: Any, images: list[np.ndarray]) -> np.ndarray:
     """Train-style inference: eval model, no_grad, float32 NCHW, default threads, no TTA."""
     import torch
 
-    from .predictor import softmax
-    from .transforms import batch_tensor
+    return _one_forward(model, spec, images, torch.no_grad)
 
-    with torch.no_grad():
-        return softmax(model(batch_tensor(images, spec)).numpy())
+
+def fast_forward(engine: Any, spec: Any, images: list[np.ndarray]) -> np.ndarray:
+    """The naive baseline's work on the fast engine (under `inference_mode`, one of the fast path's
+    choices, as `Predictor.logits` runs it)."""
+    import torch
+
+    return _one_forward(engine, spec, images, torch.inference_mode)
 
 
 def _in_process_load_s(model: Any) -> float:
