@@ -3,10 +3,13 @@
 Each model is measured in a fresh subprocess (so the load time is a cold process's and the
 peak RSS is that model's alone; the OS file cache stays warm). In it:
 
-* ``load_s``: the `load_model` call (weights file read, SHA-256 check, model built).
+* ``load_s``: the `load_model` call: card read, weights SHA-256 check, then the engine file's
+  ONNX Runtime session when the model has a current one (`mrivision export`), else the PyTorch
+  model built (``fast_backend`` says which path served).
 * naive baseline: the same eager model as training code would run it: `model.eval()`,
   `torch.no_grad()`, default threads, float32 NCHW, no TTA (preprocessing included).
-* fast path: `Predictor.predict_proba` (preprocessing, the `fast_inference` module, softmax,
+* fast path: `Predictor.predict_proba` (preprocessing, the engine file or else the
+  `fast_inference` module built in memory, softmax,
   and TTA if the card asks for it): ``predict_ms_*``. ``forward_ms_*`` is the fast engine doing
   exactly the naive baseline's work (preprocessing, one forward, softmax, no TTA), so
   ``speedup`` = naive / forward compares like with like; ``predict_speedup`` = naive / predict.
@@ -37,6 +40,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from .transforms import batch_array
 
 UNTRAINED = "untrained (architecture only)"
 TRAINED = "trained"
@@ -130,28 +135,21 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
 
 # ---------------------------------------------------------------- measurements
 
-def _one_forward(module: Any, spec: Any, images: list[np.ndarray], grad_off: Any) -> np.ndarray:
-    """Preprocessing, one forward under `grad_off` (a context manager), softmax; no TTA."""
-    from .predictor import softmax
-    from .transforms import batch_tensor
-
-    with grad_off():
-        return softmax(module(batch_tensor(images, spec)).float().numpy())
-
-
 def naive_predict(model: Any, spec: Any, images: list[np.ndarray]) -> np.ndarray:
     """Train-style inference: eval model, no_grad, float32 NCHW, default threads, no TTA."""
     import torch
 
-    return _one_forward(model, spec, images, torch.no_grad)
+    from .predictor import softmax
+
+    with torch.no_grad():
+        return softmax(model(torch.from_numpy(batch_array(images, spec))).float().numpy())
 
 
-def fast_forward(engine: Any, spec: Any, images: list[np.ndarray]) -> np.ndarray:
-    """The naive baseline's work on the fast engine (under `inference_mode`, one of the fast path's
-    choices, as `Predictor.logits` runs it)."""
-    import torch
+def fast_forward(predictor: Any, images: list[np.ndarray]) -> np.ndarray:
+    """The naive baseline's work (preprocessing, one forward, softmax; no TTA) on the predictor's fast path."""
+    from .predictor import softmax
 
-    return _one_forward(engine, spec, images, torch.inference_mode)
+    return softmax(predictor.forward(batch_array(images, predictor.spec)))
 
 
 def _in_process_load_s(model: Any) -> float:
@@ -200,21 +198,20 @@ def bench_model(predictor: Any, runs: int = 50, *, load_s: float | None = None, 
     # Fast phase: build (timed), warm up, batch 32.
     reset_peak_rss()
     t = time.perf_counter()
-    fast = predictor._fast.get() if getattr(predictor, "fast", False) else None
+    predictor.warm_up()  # builds the in-memory engine when the model has no engine file
     build_s = time.perf_counter() - t
-    engine = fast or model
     for _ in range(3):
         predictor.predict_proba([img])
     predictor.predict_proba(batch)
-    fast_forward(engine, spec, batch)
-    fast_b32 = [_timed(lambda: fast_forward(engine, spec, batch))[0] for _ in range(reps32)]
+    fast_forward(predictor, batch)
+    fast_b32 = [_timed(lambda: fast_forward(predictor, batch))[0] for _ in range(reps32)]
     predict_b32 = [_timed(lambda: predictor.predict_proba(batch))[0] for _ in range(reps32)]
 
     # Batch-1 latency, interleaved (rotating order) so all three see the same machine load.
     fw, fc, nw, nc, sw, sc = [], [], [], [], [], []
     for i in range(runs):
         calls = [(fw, fc, lambda: predictor.predict_proba([img])), (nw, nc, lambda: naive_predict(model, spec, [img])),
-                 (sw, sc, lambda: fast_forward(engine, spec, [img]))]
+                 (sw, sc, lambda: fast_forward(predictor, [img]))]
         for wall, cpu, fn in calls[i % 3:] + calls[:i % 3]:  # rotated: each goes first, second, third
             a, b = _timed(fn)
             wall.append(a)
@@ -247,7 +244,7 @@ def bench_model(predictor: Any, runs: int = 50, *, load_s: float | None = None, 
     c50, nc50 = _pct(fc, 50), _pct(nc, 50)
     s50, sc50 = _pct(sw, 50), _pct(sc, 50)
     tp, ntp, ptp = 32 / _pct(fast_b32, 50), 32 / _pct(naive_b32, 50), 32 / _pct(predict_b32, 50)
-    info = fast.info if fast is not None else None
+    info = predictor.engine_info()
     try:
         import onnxruntime
 
@@ -260,10 +257,10 @@ def bench_model(predictor: Any, runs: int = 50, *, load_s: float | None = None, 
         "input_size": list(size),
         "load_s": round(float(load_s), 4),
         "load_method": load_method,
-        "fast_backend": info.backend if info else "eager (fast path off)",
+        "fast_backend": info["backend"],
         "fast_build_s": round(build_s, 3),
-        "fast_max_abs_diff": info.max_abs_diff if info else 0.0,
-        "fast_notes": list(info.notes) if info else [],
+        "fast_max_abs_diff": info["max_abs_diff"],
+        "fast_notes": info["notes"],
         "tta": bool(predictor.tta),
         "predict_ms_p50": ms(p50),
         "predict_ms_p95": ms(_pct(fw, 95)),
@@ -330,7 +327,7 @@ def _child_env() -> dict[str, str]:
 def classify(source: str) -> str:
     """TRAINED for a shipped name or an existing weights/card path, UNTRAINED for a registered spec."""
     from .models import list_specs
-    from .weights import list_shipped, resolve
+    from .cards import list_shipped, resolve
 
     if source in list_shipped():
         return TRAINED
@@ -395,7 +392,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
 
 def run_bench(args: argparse.Namespace) -> int:
     from .models import list_specs
-    from .weights import list_shipped
+    from .cards import list_shipped
 
     runs = int(getattr(args, "runs", 50) or 50)
     if runs < 1:

@@ -27,7 +27,7 @@ from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from .models import MRINet
-from .transforms import to_tensor
+from .transforms import batch_array
 
 METHODS: dict[str, type] = {
     "gradcam": GradCAM,
@@ -134,7 +134,7 @@ def explain(model: MRINet, img: np.ndarray, method: str = "gradcam", target: int
         raise ValueError(f"target class {target} is out of range for {n_classes} classes")
 
     device = next(model.parameters()).device
-    x = to_tensor(img, model.spec).unsqueeze(0).to(device).requires_grad_(True)
+    x = torch.from_numpy(batch_array([img], model.spec)).to(device).requires_grad_(True)
     layer = model.target_layer()
     targets = None if target is None else [ClassifierOutputTarget(int(target))]
     with _gradients_to_input_only(model):

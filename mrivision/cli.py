@@ -1,4 +1,4 @@
-"""`mrivision train|evaluate|predict|explain|bench|models` — the command-line front door."""
+"""`mrivision train|evaluate|predict|explain|bench|export|models` — the command-line front door."""
 from __future__ import annotations
 
 import argparse
@@ -95,6 +95,31 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .cards import list_shipped, read_card, resolve
+    from .errors import ModelLoadError
+    from .onnx_engine import engine_path, load_engine
+
+    names = args.models or list_shipped()
+    if not names:
+        print("no models to export")
+        return 0
+    from .fast_inference import export_engine
+    from .weights import load_weights
+
+    for name in names:
+        weights, card_path = resolve(name)
+        card = read_card(card_path)
+        if not args.force and load_engine(weights, card) is not None:
+            print(f"{engine_path(weights)}: up to date")
+            continue
+        if not card.get("weights_sha256"):
+            raise ModelLoadError(f"{card_path} records no weights_sha256: an engine file could never be matched to it")
+        model, card = load_weights(weights)
+        print(f"{export_engine(model, weights, card['weights_sha256'])}: written")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from .models import get_spec, list_specs
     from .predictor import list_models
@@ -134,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over scans")
     p.set_defaults(func=_cmd_evaluate)
 
-    default_model = os.environ.get("MRIVISION_MODEL", "best")
+    default_model = os.environ.get("MRIVISION_MODEL", "default")
     p = sub.add_parser("predict", help="predict the stage of image files")
     p.add_argument("files", nargs="+")
     p.add_argument("--model", default=default_model)
@@ -156,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("export", help="write each model's engine file (ONNX, for torch-free predictions)")
+    p.add_argument("models", nargs="*", help="shipped names or .safetensors paths (default: all shipped)")
+    p.add_argument("--force", action="store_true", help="rewrite engine files that are up to date")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("models", help="list shipped and registered models")
     p.set_defaults(func=_cmd_models)

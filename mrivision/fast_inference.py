@@ -38,15 +38,19 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import threading
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from .onnx_engine import DIFF_KEY, STAMP_KEY, OnnxEngine, engine_path
 
 BACKENDS = ("onnxruntime", "torchscript", "eager-channels-last", "eager")
 DEFAULT_ATOL = 1e-4
@@ -77,30 +81,25 @@ def onnxruntime_available() -> bool:
     return True
 
 
+def onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
+    """`model` exported to ONNX (a copy: the engine may be built in a background thread while
+    `model` serves), batch axis free, input "x", output "logits"."""
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(copy.deepcopy(model), (example,), buf, dynamo=False, input_names=["x"], output_names=["logits"],
+                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
+    return buf.getvalue()
+
+
 class _OrtRunner:
-    """ONNX Runtime session over the exported model; `run` is thread-safe."""
+    """An ONNX Runtime engine over the exported model, called with tensors; thread-safe."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor, threads: int) -> None:
-        import onnxruntime as ort
-
-        buf = io.BytesIO()
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # export a copy: the engine may be built in a background thread while `model` serves
-            torch.onnx.export(copy.deepcopy(model), (example,), buf, dynamo=False, input_names=["x"], output_names=["logits"],
-                              dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        # Do not busy-wait between ops: the app shares the CPU (server, CAM, other requests).
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
-        self.session = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+        self.engine = OnnxEngine(onnx_bytes(model, example), threads)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run(None, {"x": arr})[0])
+        return torch.from_numpy(self.engine.run(x.detach().cpu().numpy()))
 
 
 class _ScriptRunner:
@@ -267,3 +266,34 @@ class LazyFast:
         """Forget the built module (after the model's weights changed)."""
         with self._lock:
             self._fast = None
+
+
+def export_engine(model: nn.Module, weights: Path, weights_sha256: str, atol: float = DEFAULT_ATOL) -> Path:
+    """Write the engine file of `weights` (see `mrivision.onnx_engine`) for `model`, loaded from them.
+
+    The exported graph must give the eager logits within `atol` on the check inputs, else
+    ValueError and no file. The file is written beside the weights, atomically.
+    """
+    model.eval()
+    shape = _input_shape(model, None)
+    inputs = check_inputs(shape)
+    with torch.inference_mode(False), _BUILD_LOCK:
+        data = onnx_bytes(model, inputs[0])
+        engine = OnnxEngine(data)
+        diff = max_abs_diff(lambda x: torch.from_numpy(engine.run(x.numpy())), model, inputs)
+    if not diff <= atol:
+        raise ValueError(f"the exported graph's logits differ from the model's by {diff:.3g} > {atol:g}")
+    path = engine_path(weights)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(_with_metadata(data, {STAMP_KEY: weights_sha256, DIFF_KEY: f"{diff:.3g}"}))
+    tmp.replace(path)
+    return path
+
+
+def _with_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    return proto.SerializeToString()

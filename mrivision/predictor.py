@@ -1,18 +1,29 @@
-"""`Predictor`: a loaded model with its card; predict() and explain() for one slice or many."""
+"""`Predictor`: a loaded model with its card; predict() and explain() for one slice or many.
+
+Predictions run on the fastest path available: the model's engine file (`mrivision export`,
+ONNX Runtime without torch; see `onnx_engine`), else an engine built in memory on first use
+(`fast_inference`), else the eager PyTorch model. This module imports no torch itself: a
+Predictor loaded with an engine file predicts before torch is ever imported, and loads the
+PyTorch model only when it is needed (`explain`, `model`) or asked to ahead of time (`warm_up`).
+"""
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-import torch
 
-from .fast_inference import LazyFast
-from .models import MRINet
-from .transforms import batch_tensor
-from .weights import list_shipped, load_weights
+from .cards import list_shipped, read_card, resolve, sha256_file
+from .errors import ModelLoadError
+from .onnx_engine import OnnxEngine, load_engine
+from .spec import ModelSpec
+from .transforms import batch_array
+
+if TYPE_CHECKING:
+    from .fast_inference import LazyFast
+    from .models import MRINet
 
 
 @dataclass(frozen=True)
@@ -33,65 +44,131 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    """Thread-safe inference over one model. CAM calls hold `lock` (hooks on a shared model)."""
+    """Thread-safe inference over one model. CAM calls hold `lock` (hooks on a shared model).
 
-    def __init__(self, model: MRINet, card: dict[str, Any] | None = None, fast: bool = True) -> None:
-        self.model = model.eval()
-        # `logits` runs a faster equivalent of `model` (fast_inference; built on first use);
-        # `explain` keeps the eager model (CAM needs hooks and gradients). fast=False: eager only.
-        self.fast = fast
-        self._fast = LazyFast(self.model)
+    Give it the PyTorch `model`, or an `engine` with a `load_torch_model` callable that makes the
+    model when it is first needed. `fast=False`: eager PyTorch only.
+    """
+
+    def __init__(self, model: MRINet | None = None, card: dict[str, Any] | None = None, fast: bool = True, *,
+                 engine: OnnxEngine | None = None, load_torch_model: Callable[[], MRINet] | None = None) -> None:
+        if model is None and load_torch_model is None:
+            raise ValueError("a Predictor needs a model or a way to load one")
         self.card = card or {}
-        self.spec = model.spec
+        self.spec: ModelSpec = model.spec if model is not None else ModelSpec.from_dict(self.card["spec"])
         self.name = self.card.get("name", self.spec.name)
         self.class_names = tuple(self.spec.class_names)
         self.temperature = float(self.card.get("temperature", 1.0))
         self.tta = bool(self.card.get("preprocessing", {}).get("tta_hflip", False))
+        self.fast = fast
+        self.engine = engine if fast else None
         self.lock = threading.Lock()
+        self._model = model.eval() if model is not None else None
+        self._load_torch_model = load_torch_model
+        self._model_lock = threading.Lock()
+        self._lazy_fast: LazyFast | None = None  # the in-memory engine, when there is no engine file
+        self._fast_lock = threading.Lock()
         self._warming: threading.Thread | None = None
 
     @classmethod
     def load(cls, name_or_path: str | Path, fast: bool = True) -> "Predictor":
-        model, card = load_weights(name_or_path)
-        return cls(model, card, fast=fast)
+        """A shipped name (or "default"), or a `.safetensors`/`.json` path. With `fast`, the model's
+        engine file serves predictions when it matches the card's weights; torch loads later."""
+        weights, card_path = resolve(name_or_path)
+        card = read_card(card_path)
+        engine = load_engine(weights, card) if fast else None
+        if engine is None:
+            from .weights import load_weights
+
+            return cls(*load_weights(weights), fast=fast)
+        if sha256_file(weights) != card.get("weights_sha256"):
+            raise ModelLoadError(f"{weights} does not match the SHA-256 in its card: the file is corrupted or was replaced")
+
+        def load_torch_model() -> MRINet:
+            from .weights import load_weights
+
+            return load_weights(weights)[0]
+
+        try:
+            return cls(card=card, engine=engine, load_torch_model=load_torch_model)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelLoadError(f"model card {card_path} has no usable spec: {exc}") from exc
+
+    @property
+    def model(self) -> MRINet:
+        """The PyTorch model (loaded on first use when the Predictor came with an engine file)."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    self._model = self._load_torch_model().eval()
+        return self._model
+
+    def engine_info(self) -> dict[str, Any]:
+        """What serves predictions ("backend"), its checked logit difference from eager, and notes."""
+        if self.engine is not None:
+            return {"backend": "onnxruntime (engine file)", "max_abs_diff": self.engine.max_abs_diff, "notes": []}
+        if self.fast and self._lazy_fast is not None and self._lazy_fast.built:
+            info = self._lazy_fast.get().info
+            return {"backend": info.backend, "max_abs_diff": info.max_abs_diff, "notes": list(info.notes)}
+        return {"backend": "eager" if self.fast else "eager (fast path off)", "max_abs_diff": 0.0, "notes": []}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Logits for a preprocessed float32 batch (N, 1, H, W) on the fastest ready path (no TTA)."""
+        if self.engine is not None:
+            return self.engine.run(x)
+        import torch
+
+        # while a background build runs, the eager model answers (the engine is built outside inference mode)
+        use_fast = self.fast and len(x) and (self._warming is None or self._fast().built)
+        model = self._fast().get() if use_fast else self.model
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).float().numpy()
 
     def logits(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """Raw logits (N, classes); averaged over a horizontal flip when the card asks for TTA."""
         out = []
-        # the engine is built outside inference mode; while a background build runs, the eager model answers
-        use_fast = self.fast and len(images) and (self._fast.built or self._warming is None)
-        model = self._fast.get() if use_fast else self.model
-        with torch.inference_mode():
-            for i in range(0, len(images), batch_size):
-                x = batch_tensor(list(images[i:i + batch_size]), self.spec)
-                y = model(x)
-                if self.tta:
-                    y = (y + model(torch.flip(x, dims=[3]))) / 2
-                out.append(y.float().numpy())
+        for i in range(0, len(images), batch_size):
+            x = batch_array(images[i:i + batch_size], self.spec)
+            y = self.forward(x)
+            if self.tta:
+                y = (y + self.forward(np.ascontiguousarray(x[..., ::-1]))) / 2
+            out.append(y)
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
-    def warm_up(self, background: bool = False) -> "Predictor":
-        """Build the fast engine now (a few seconds, once) so that predictions are quick.
+    def _fast(self) -> LazyFast:
+        """The in-memory engine's builder (made once; it builds on its first `get`)."""
+        with self._fast_lock:
+            if self._lazy_fast is None:
+                from .fast_inference import LazyFast
 
-        `background=True` returns at once and builds it in a thread; until it is ready, predictions
-        run on the eager model (the same logits within 1e-4, 2-3x slower) and `explain` waits (the
-        build copies the model, which must not change under it).
+                self._lazy_fast = LazyFast(self.model)
+            return self._lazy_fast
+
+    def warm_up(self, background: bool = False) -> "Predictor":
+        """Make the first prediction and explanation quick: build the in-memory engine (a few
+        seconds, once) when there is no engine file, and load the PyTorch model (for CAM).
+
+        `background=True` returns at once and does it in a thread; meanwhile predictions run on
+        the engine file or the eager model (the same logits within 1e-4), and `explain` waits.
         """
-        if not self.fast:
+        if background:
+            if self._warming is None:
+                self._warming = threading.Thread(target=self._warm, name="mrivision-warm-up", daemon=True)
+                self._warming.start()
             return self
-        if not background:
-            self._fast.get()  # waits for a build already running in the background
-            self.logits([np.zeros(self.spec.input_size, np.float32)])
-        elif self._warming is None:
-            self._warming = threading.Thread(target=self._build_engine, name="mrivision-engine-build", daemon=True)
-            self._warming.start()
+        if self._warming is not None:
+            self._warming.join()
+        self._warm()
+        self.logits([np.zeros(self.spec.input_size, np.float32)])
         return self
 
-    def _build_engine(self) -> None:
+    def _warm(self) -> None:
         try:
-            with self.lock:  # no CAM hooks come and go while the model is copied
-                self._fast.get()
-        except Exception:  # noqa: BLE001  (the next prediction builds it in the foreground and raises there)
+            with self.lock:  # no CAM hooks come and go while the model is loaded or copied
+                self.model  # noqa: B018  (loads it)
+                if self.fast and self.engine is None:
+                    self._fast().get()
+        except Exception:  # noqa: BLE001  (the next call that needs it does it in the foreground and raises there)
             self._warming = None
 
     def predict_proba(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
@@ -127,10 +204,11 @@ class Predictor:
 
 
 def load_model(name_or_path: str | Path, fast: bool = True) -> Predictor:
-    """Load a shipped model by name, or a `.safetensors`/`.json` path.
+    """Load a shipped model by name (or "default"), or a `.safetensors`/`.json` path.
 
-    `fast=True` runs predictions through an optimised engine built on the first call (a few
-    seconds, then 2-3x faster); use `fast=False` for one-off predictions.
+    `fast=True` predicts through the model's engine file when there is a current one (see
+    `mrivision export`), else through an engine built in memory on the first call (a few seconds,
+    then 2-3x faster); use `fast=False` for one-off predictions.
     """
     return Predictor.load(name_or_path, fast=fast)
 

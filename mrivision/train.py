@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .data import Sample, fingerprint, group_split, load_dataset, pseudo_scan_groups, read_sample
 from .evaluate import fit_temperature
 from .models import MRINet, create_model, get_spec
-from .transforms import Augment, batch_tensor
+from .transforms import Augment, batch_array
 
 
 @dataclass
@@ -147,7 +147,7 @@ class FeatureSource:
                     ims = self.images[i:i + 64]
                     if v > 0:
                         ims = [Augment()(im, rng) for im in ims]
-                    feats.append(frozen(batch_tensor(ims, self.model.spec)).half())
+                    feats.append(frozen(torch.from_numpy(batch_array(ims, self.model.spec))).half())
                 out.append(torch.cat(feats))
         return torch.stack(out)  # (views, N, C, H, W)
 
@@ -158,7 +158,7 @@ class FeatureSource:
         ims = [self.images[i] for i in idx]
         if self.augment is not None:
             ims = [self.augment(im, rng) for im in ims]
-        x = batch_tensor(ims, self.model.spec)
+        x = torch.from_numpy(batch_array(ims, self.model.spec))
         if self.model.split_index() == 0:
             return x
         with torch.no_grad():

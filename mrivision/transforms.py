@@ -1,13 +1,14 @@
-"""Resize, normalise and augment: the same code in training and inference."""
+"""Resize, normalise and augment: the same code in training and inference (NumPy and OpenCV, no torch)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Sequence
+
 import cv2
 import numpy as np
-import torch
 
-from .models.registry import ModelSpec
+from .spec import ModelSpec
 
 
 def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -26,14 +27,15 @@ def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def to_tensor(img: np.ndarray, spec: ModelSpec) -> torch.Tensor:
-    """A [0,1] HxW slice -> normalised 1xHxW float tensor at the spec's input size."""
-    x = fit_to_size(np.asarray(img, dtype=np.float32), spec.input_size)
-    return torch.from_numpy((x - spec.mean) / spec.std).unsqueeze(0)
+def batch_array(images: Sequence[np.ndarray], spec: ModelSpec) -> np.ndarray:
+    """[0,1] HxW slices -> the network's input: normalised float32 (N, 1, H, W) at the spec's size.
 
-
-def batch_tensor(images: list[np.ndarray], spec: ModelSpec) -> torch.Tensor:
-    return torch.stack([to_tensor(im, spec) for im in images])
+    NumPy only, so the torch-free engine path and training share it (`torch.from_numpy` wraps it).
+    """
+    out = np.empty((len(images), 1, *spec.input_size), dtype=np.float32)
+    for i, img in enumerate(images):
+        out[i, 0] = (fit_to_size(np.asarray(img, dtype=np.float32), spec.input_size) - spec.mean) / spec.std
+    return out
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """Shipped weights: `<name>.safetensors` + `<name>.json` card, with a SHA-256 checked at load."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -9,17 +8,9 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .constants import WEIGHTS_DIR
+from .cards import read_card, resolve, sha256_file
 from .errors import ModelLoadError
 from .models import MRINet, ModelSpec, create_model
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_model(model: MRINet, card: dict[str, Any], out_dir: Path, half: bool = True) -> Path:
@@ -33,32 +24,6 @@ def save_model(model: MRINet, card: dict[str, Any], out_dir: Path, half: bool = 
             "weights_sha256": sha256_file(weights), "storage_dtype": "float16" if half else "float32"}
     (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2))
     return weights
-
-
-def resolve(name_or_path: str | Path) -> tuple[Path, Path]:
-    """A shipped name, a `.safetensors` path or a `.json` card path -> (weights, card)."""
-    p = Path(name_or_path)
-    if p.suffix in (".safetensors", ".json"):
-        base = p.with_suffix("")
-    elif p.parent != Path(".") or p.exists():
-        base = p
-    else:
-        base = WEIGHTS_DIR / str(name_or_path)
-    weights, card = base.with_suffix(".safetensors"), base.with_suffix(".json")
-    for f in (weights, card):
-        if not f.is_file():
-            raise ModelLoadError(f"model file {f} not found (shipped models: {', '.join(list_shipped()) or 'none'})")
-    return weights, card
-
-
-def read_card(card_path: Path) -> dict[str, Any]:
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"model card {card_path} is unreadable: {exc}") from exc
-    if not isinstance(card, dict):
-        raise ModelLoadError(f"model card {card_path} is unreadable: not a JSON object")
-    return card
 
 
 def load_weights(name_or_path: str | Path) -> tuple[MRINet, dict[str, Any]]:
@@ -85,8 +50,3 @@ def _brief(exc: BaseException, limit: int = 200) -> str:
     text = lines[0].strip() if lines else type(exc).__name__
     text = text.rstrip(":") + (" (and more)" if len(lines) > 1 else "")
     return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def list_shipped(directory: Path = WEIGHTS_DIR) -> list[str]:
-    return sorted(p.stem for p in directory.glob("*.safetensors") if p.with_suffix(".json").is_file())
-

@@ -26,27 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mrivision.bench import UNTRAINED, brain_slice, cpu_count, cpu_name, peak_rss_mb, reset_peak_rss  # noqa: E402
+from mrivision.cards import default_shipped, list_shipped  # noqa: E402
 from mrivision.fast_inference import optimize_for_inference  # noqa: E402
-
-
-def default_shipped() -> str | None:
-    """The shipped model whose card says `"default": true` (the app's default), else the first."""
-    from mrivision.weights import WEIGHTS_DIR, list_shipped, read_card
-
-    names = list_shipped()
-    for name in names:
-        try:
-            if read_card(WEIGHTS_DIR / f"{name}.json").get("default") is True:
-                return name
-        except Exception:  # noqa: BLE001  (an unreadable card is simply not the default)
-            continue
-    return names[0] if names else None
 
 
 def load_at_size(source: str, size: int):
     """(model at size x size, label): shipped weights loaded into the rebuilt architecture, or untrained."""
     from mrivision.models import create_model, list_specs
-    from mrivision.weights import list_shipped, load_weights
+    from mrivision.weights import load_weights
 
     if source in list_specs() and source not in list_shipped() and not Path(source).exists():
         return create_model(source, pretrained=False, input_size=(size, size)).eval(), UNTRAINED

@@ -29,7 +29,7 @@ from mrivision.data import load_dataset, read_sample
 from mrivision.errors import ImageLoadError, ModelLoadError
 from mrivision.ood import fit_ood
 from mrivision.ood_probes import measure
-from mrivision.weights import read_card, resolve
+from mrivision.cards import read_card, resolve
 
 
 def read_slices(path: str, class_names: list[str]) -> list[np.ndarray]:

@@ -79,7 +79,22 @@ def test_pages_without_models(tmp_path, monkeypatch, page):
     assert "No trained models were found" in texts(at)
 
 
-def test_predict_upload_shows_stage(weights):
+def engine_copy(tiny_model: Path, folder: Path) -> Path:
+    """The tiny model copied into `folder` with its engine file (`mrivision export`)."""
+    import shutil
+
+    from mrivision.cli import main
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tiny_model.with_suffix(suffix), folder / f"tiny{suffix}")
+    assert main(["export", str(folder / "tiny.safetensors")]) == 0
+    return folder / "tiny.safetensors"
+
+
+@pytest.mark.parametrize("engine_file", [False, True], ids=["torch", "engine-file"])
+def test_predict_upload_shows_stage(tiny_model, tmp_path, monkeypatch, engine_file):
+    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(engine_copy(tiny_model, tmp_path).parent if engine_file
+                                                      else tiny_model.parent))
     at = open_page()
     at.file_uploader(key="predict_uploads").set_value(("slice.png", png_bytes(), "image/png"))
     at.run()
@@ -353,3 +368,22 @@ def test_escape_and_latency():
     assert bench_latency_ms({"bench": {"latency_ms": 3}}) == 3.0
     assert bench_latency_ms({"bench": {"cpu": {"latency_s": 0.01}}}) == pytest.approx(10.0)
     assert bench_latency_ms({}) is None
+
+
+def test_with_an_engine_file_torch_loads_only_once_the_app_is_idle(tiny_model, tmp_path, monkeypatch):
+    import time
+
+    from ui import common
+
+    monkeypatch.setattr(common, "IDLE_BEFORE_WARM_S", 0.5)
+    common._last_run[0] = time.monotonic()
+    predictor = common._load_in_background(str(engine_copy(tiny_model, tmp_path)))
+    assert predictor.engine is not None
+    for _ in range(8):  # script runs keep coming (a user uploading): the heatmap machinery waits
+        time.sleep(0.2)
+        common._last_run[0] = time.monotonic()
+        assert predictor._model is None
+    deadline = time.monotonic() + 60
+    while predictor._model is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert predictor._model is not None  # idle: loaded in the background, ready for the first heatmap

@@ -51,7 +51,7 @@ def test_bench_table(bench_json, tiny_model, monkeypatch, capsys):
 
 
 def test_no_shipped_models_exits_zero(monkeypatch, capsys):
-    monkeypatch.setattr("mrivision.weights.list_shipped", lambda *a, **k: [])
+    monkeypatch.setattr("mrivision.cards.list_shipped", lambda *a, **k: [])
     assert main(["bench"]) == 0
     assert "no shipped models" in capsys.readouterr().out
     assert main(["bench", "--json"]) == 0
@@ -64,7 +64,7 @@ def test_unknown_model_is_an_error(capsys):
 
 
 def test_spec_name_benches_untrained_architecture(monkeypatch):
-    monkeypatch.setattr("mrivision.weights.list_shipped", lambda *a, **k: [])
+    monkeypatch.setattr("mrivision.cards.list_shipped", lambda *a, **k: [])
     assert bench.classify("altzcnn") == bench.UNTRAINED
     seen = {}
 

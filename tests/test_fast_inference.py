@@ -11,7 +11,6 @@ from torch import nn
 
 from mrivision import fast_inference
 from mrivision.fast_inference import (
-    FastModule,
     check_inputs,
     max_abs_diff,
     onnxruntime_available,
@@ -92,8 +91,7 @@ def test_predictor_fast_and_eager_agree(tiny_model):
     rng = np.random.default_rng(0)
     images = [rng.random((48, 40), dtype=np.float32) for _ in range(5)] + [np.zeros((60, 50), np.float32)]
     assert np.allclose(fast.predict_proba(images), eager.predict_proba(images), atol=1e-5)
-    assert fast._fast.built and not eager._fast.built
-    assert fast._fast.get().backend != "eager"
+    assert fast.engine_info()["backend"] in BACKENDS and eager.engine_info()["backend"] == "eager (fast path off)"
     # The eager model is left untouched for CAM: NCHW weights, gradients still flow.
     assert all(p.is_contiguous() for p in fast.model.parameters())
     heat = fast.explain(images[0])
@@ -121,7 +119,7 @@ def test_fast_path_is_built_once_across_threads(tiny_model, monkeypatch):
         probs = list(pool.map(lambda _: predictor.predict_proba([img]), range(8)))
     assert len(calls) == 1
     assert all(np.allclose(p, probs[0], atol=1e-6) for p in probs)
-    assert isinstance(predictor._fast.get(), FastModule)
+    assert predictor.engine_info()["backend"] == BACKENDS[-1]
 
 
 def test_background_warm_up_answers_meanwhile_with_the_same_results(tiny_model, monkeypatch):
@@ -139,9 +137,9 @@ def test_background_warm_up_answers_meanwhile_with_the_same_results(tiny_model, 
 
     assert predictor.warm_up(background=True) is predictor  # returns at once
     during = predictor.predict_proba(images)  # answered by the eager model while the build waits
-    assert not predictor._fast.built
+    assert predictor.engine_info()["backend"] == "eager"
     release.set()
     predictor.warm_up()  # waits for the background build
-    assert predictor._fast.built and predictor._fast.get().backend != "eager"
+    assert predictor.engine_info()["backend"] == BACKENDS[-1]
     np.testing.assert_allclose(during, reference, atol=1e-5)
     np.testing.assert_allclose(predictor.predict_proba(images), reference, atol=1e-4)

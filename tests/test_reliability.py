@@ -28,7 +28,7 @@ from mrivision import ModelLoadError, load_image, load_model
 from mrivision.models import create_model
 from mrivision.models.registry import ModelSpec
 from mrivision.predictor import Predictor
-from mrivision.weights import sha256_file
+from mrivision.cards import sha256_file
 from synthetic import make_slice
 
 ROOT = Path(__file__).resolve().parent.parent

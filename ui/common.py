@@ -11,6 +11,7 @@ import io
 import json
 import os
 import string
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import streamlit as st
 
 from mrivision import ImageLoadError, ModelLoadError
+from mrivision.cards import pick_default, test_metric
 from mrivision.constants import CLASS_NAMES, WEIGHTS_DIR
 from mrivision.io import ImageInfo, describe_image, load_image
 
@@ -90,11 +92,6 @@ class ModelEntry:
         return test_metric(self.card, metric, level)
 
 
-def test_metric(card: dict, metric: str, level: str = "slice") -> float | None:
-    value = (((card.get("metrics") or {}).get("test") or {}).get(level) or {}).get(metric)
-    return float(value) if isinstance(value, (int, float)) else None
-
-
 def weights_dir() -> Path:
     """The folder holding `NAME.safetensors` + `NAME.json`: $MRIVISION_WEIGHTS_DIR, else the package's."""
     env = os.environ.get(WEIGHTS_ENV, "").strip()
@@ -141,18 +138,9 @@ def model_problems() -> list[str]:
 
 
 def default_model(models: Sequence[ModelEntry]) -> ModelEntry | None:
-    """The card marked `"default": true`, else the best test macro-F1, else the first."""
-    if not models:
-        return None
-    for m in models:
-        if m.card.get("default") is True:
-            return m
-    staged = [m for m in models if tuple(m.card.get("class_names") or ()) == CLASS_NAMES]
-    # macro-F1 of a two-class model is not comparable with a four-stage one: prefer four-stage models
-    scored = [m for m in (staged or models) if m.test_metric("macro_f1") is not None]
-    if scored:
-        return max(scored, key=lambda m: m.test_metric("macro_f1"))
-    return models[0]
+    """The card marked `"default": true`, else the best four-stage test macro-F1, else the first."""
+    key = pick_default({m.key: m.card for m in models})
+    return next((m for m in models if m.key == key), None)
 
 
 def model_label(m: ModelEntry) -> str:
@@ -200,24 +188,41 @@ def require_model() -> ModelEntry:
 
 
 _LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mrivision-load")
+IDLE_BEFORE_WARM_S = 2.0
+_last_run = [time.monotonic()]  # when a script run last asked for a model (any session)
 
 
 def _load_in_background(path: str) -> Predictor:
     from mrivision import load_model
 
-    predictor = load_model(path).warm_up(background=True)
-    _LOADER.submit(cam_module)  # next in line (~2 s of imports), not on the first heatmap
+    predictor = load_model(path)
+    if predictor.engine is None:  # predictions wait for torch anyway: build the fast engine meanwhile
+        predictor.warm_up(background=True)
+        _LOADER.submit(cam_module)
+    else:
+        _LOADER.submit(_warm_when_idle, predictor)
     return predictor
+
+
+def _warm_when_idle(predictor: Predictor) -> None:
+    """Load what heatmaps need (torch, the PyTorch model, the CAM module; ~4 s) once no script
+    has run for `IDLE_BEFORE_WARM_S`. Those imports hold Python's lock for seconds at a time and
+    would delay a prediction that arrives meanwhile; the engine file answers without them."""
+    while (left := IDLE_BEFORE_WARM_S - (time.monotonic() - _last_run[0])) > 0:
+        time.sleep(left)
+    predictor.warm_up()
+    cam_module()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _loading(path: str, mtime_ns: int) -> Future:
-    """The loading of one model (torch import, weights check, build), started in a background thread."""
+    """The loading of one model (weights check, then its engine file or torch), in a background thread."""
     return _LOADER.submit(_load_in_background, path)
 
 
 def preload(entry: ModelEntry | None) -> None:
     """Start loading `entry` now, so that it is ready (or nearly) when the user's first file arrives."""
+    _last_run[0] = time.monotonic()
     if entry is not None:
         _loading(str(entry.path), entry.mtime_ns)
 

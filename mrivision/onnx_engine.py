@@ -1,0 +1,78 @@
+"""ONNX Runtime engines: a model's graph run without torch.
+
+An *engine file* (`NAME.onnx` next to `NAME.safetensors`) is the model exported by
+`mrivision export` (`fast_inference.export_engine`), checked against the eager model (logits
+within 1e-4) when written, and stamped with the SHA-256 of the weights it was made from. A
+`Predictor` loaded by name uses it only while that stamp equals the card's `weights_sha256`, so a
+retrained model never runs a stale graph. Loading an engine imports ONNX Runtime (~0.2 s) but
+neither torch nor timm (~4 s on this project's CPU): the app's first prediction waits only for it.
+
+Sessions run ONNX Runtime's CPU provider with every graph optimisation (BatchNorm folded,
+conv+activation fused, blocked layouts) and threads that do not busy-wait between ops, so that
+the app's server, CAM and other requests keep their share of the CPU.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before onnxruntime is imported (see mrivision/__init__)
+
+ENGINE_SUFFIX = ".onnx"
+STAMP_KEY = "mrivision_weights_sha256"  # ONNX metadata: the weights the graph was exported from
+DIFF_KEY = "mrivision_max_abs_diff"  # ONNX metadata: checked logit difference against eager
+
+
+def engine_path(weights: Path) -> Path:
+    """Where the engine file of `weights` (`NAME.safetensors`) lives: `NAME.onnx` beside it."""
+    return Path(weights).with_suffix(ENGINE_SUFFIX)
+
+
+def session_options(threads: int = 0) -> Any:
+    """ONNX Runtime session options used by every engine (`threads=0`: one per physical core)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    return so
+
+
+class OnnxEngine:
+    """One ONNX Runtime session: `run(x)` maps a float32 (N, C, H, W) batch to logits. Thread-safe."""
+
+    def __init__(self, model: bytes | str | Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, session_options(threads), providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    @property
+    def max_abs_diff(self) -> float | None:
+        """The logit difference against the eager model measured when the file was written."""
+        value = self.metadata.get(DIFF_KEY)
+        return float(value) if value is not None else None
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+def load_engine(weights: Path, card: dict[str, Any], threads: int = 0) -> OnnxEngine | None:
+    """The engine of `weights` if its file exists, loads, and was exported from the card's weights."""
+    path = engine_path(weights)
+    expected = card.get("weights_sha256")
+    if not expected or not path.is_file():
+        return None
+    try:
+        engine = OnnxEngine(path, threads)
+    except Exception:  # noqa: BLE001  (damaged or foreign file: fall back to the torch path)
+        return None
+    return engine if engine.metadata.get(STAMP_KEY) == expected else None

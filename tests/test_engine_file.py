@@ -1,0 +1,106 @@
+"""Engine files (`mrivision export`): torch-free predictions equal to the eager model's, never stale."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mrivision import fast_inference
+from mrivision.cards import default_shipped, pick_default, resolve
+from mrivision.cli import main
+from mrivision.onnx_engine import OnnxEngine, engine_path
+from mrivision.predictor import Predictor, load_model
+from mrivision.weights import load_weights, save_model
+
+ENGINE_BACKEND = "onnxruntime (engine file)"
+
+
+@pytest.fixture
+def model_copy(tiny_model: Path, tmp_path: Path) -> Path:
+    """The tiny model's weights and card in a folder of its own, its card asking for flip TTA."""
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tiny_model.with_suffix(suffix), tmp_path / f"tiny{suffix}")
+    card_path = tmp_path / "tiny.json"
+    card = json.loads(card_path.read_text())
+    card.setdefault("preprocessing", {})["tta_hflip"] = True
+    card_path.write_text(json.dumps(card))
+    return tmp_path / "tiny.safetensors"
+
+
+def images(n: int = 4) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [rng.random((48, 40), dtype=np.float32) for _ in range(n)] + [np.zeros((60, 50), np.float32)]
+
+
+def test_engine_file_predicts_like_eager_without_importing_torch(model_copy, tmp_path, capsys):
+    assert main(["export", str(model_copy)]) == 0
+    assert engine_path(model_copy).is_file() and "written" in capsys.readouterr().out
+    eager = Predictor(*load_weights(model_copy), fast=False)
+    assert eager.tta
+    expected = eager.predict_proba(images())
+    np.save(tmp_path / "images.npy", np.stack(images()[:-1]))
+    code = ("import json, sys, numpy as np; from mrivision import load_model; "
+            f"p = load_model({str(model_copy)!r}); probs = p.predict_proba(list(np.load({str(tmp_path / 'images.npy')!r}))"
+            " + [np.zeros((60, 50), np.float32)]); "
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'backend': p.engine_info()['backend'], "
+            "'probs': probs.tolist()}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["backend"] == ENGINE_BACKEND and result["torch"] is False
+    np.testing.assert_allclose(np.array(result["probs"]), expected, atol=1e-5)
+
+
+def test_engine_predictor_explains_with_the_torch_model_loaded_on_demand(model_copy):
+    assert main(["export", str(model_copy)]) == 0
+    predictor = load_model(model_copy)
+    assert predictor.engine_info()["backend"] == ENGINE_BACKEND and predictor._model is None
+    img = images(1)[0]
+    heat = predictor.explain(img, target=predictor.predict(img).label)
+    assert heat.shape == img.shape and np.isfinite(heat).all() and heat.max() > 0
+    assert predictor.warm_up() is predictor  # nothing left to build; the engine still serves
+    assert predictor.engine_info()["backend"] == ENGINE_BACKEND
+
+
+def test_stale_or_damaged_engine_files_are_not_used(model_copy, capsys):
+    assert main(["export", str(model_copy)]) == 0
+    assert main(["export", str(model_copy)]) == 0
+    assert "up to date" in capsys.readouterr().out
+    # Retrained in place: new weights, new SHA-256 in the card; the old graph must not answer.
+    model, card = load_weights(model_copy)
+    list(model.parameters())[-1].data.add_(0.5)  # the classifier's bias
+    save_model(model, card, model_copy.parent)
+    retrained = load_model(model_copy)
+    assert retrained.engine_info()["backend"] != ENGINE_BACKEND
+    np.testing.assert_allclose(retrained.predict_proba(images()),
+                               Predictor(*load_weights(model_copy), fast=False).predict_proba(images()), atol=1e-5)
+    assert main(["export", str(model_copy)]) == 0 and "written" in capsys.readouterr().out
+    assert load_model(model_copy).engine_info()["backend"] == ENGINE_BACKEND
+    engine_path(model_copy).write_bytes(b"not an onnx graph")
+    assert load_model(model_copy).engine_info()["backend"] != ENGINE_BACKEND
+
+
+def test_export_refuses_a_graph_whose_logits_differ(model_copy, monkeypatch):
+    real_run = OnnxEngine.run
+    monkeypatch.setattr(OnnxEngine, "run", lambda self, x: real_run(self, x) + 1e-2)
+    model, card = load_weights(model_copy)
+    with pytest.raises(ValueError, match="differ"):
+        fast_inference.export_engine(model, model_copy, card["weights_sha256"])
+    assert not engine_path(model_copy).exists()
+
+
+def test_default_model_is_the_flagged_card_else_the_best_four_stage_macro_f1():
+    def card(f1, classes=("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented"), **kw):
+        return {"class_names": list(classes), "metrics": {"test": {"slice": {"macro_f1": f1}}}, **kw}
+
+    cards = {"a": card(0.5), "b": card(0.6), "binary": card(0.9, classes=("NonDemented", "Demented"))}
+    assert pick_default(cards) == "b"
+    assert pick_default({**cards, "a": card(0.5, default=True)}) == "a"
+    assert pick_default({"x": {}, "y": {}}) == "x" and pick_default({}) is None
+    shipped = default_shipped()
+    if shipped is not None:  # "default" names it wherever a model is loaded by name (CLI, scripts)
+        assert resolve("default") == resolve(shipped)
