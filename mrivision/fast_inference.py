@@ -25,8 +25,9 @@ threads made torch's own 2-thread forward up to 10x slower in wall time.
 
 Building costs a few seconds of CPU once per model and process (tracing/exporting an
 EfficientNet is about 1-2.5 s of it), paid on the first `Predictor.logits` call, or ahead of it
-by `Predictor.warm_up` (the app builds it in a background thread). Builds are serialised
-process-wide: torch's ONNX exporter and tracer keep global state.
+by `Predictor.warm_up`. Builds are serialised process-wide: torch's ONNX exporter and tracer
+keep global state. `export_engine` writes the ONNX graph to a file once instead (`mrivision
+export`), so that later processes predict with no build and no torch (`mrivision.onnx_engine`).
 
 A backend is kept only if its logits on random inputs (batch 1 and batch 3) are within
 `atol` (default 1e-4, max abs difference) of the eager model's; otherwise the next one is
