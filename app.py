@@ -20,10 +20,10 @@ pages = [
 ]
 page = st.navigation(pages)
 
-with st.sidebar:
-    st.markdown("### MRI Vision")
-    st.caption("Alzheimer's stage classification of brain MRI slices, with CAM heatmaps.")
-ui.model_picker()
-st.sidebar.caption(ui.DISCLAIMER)
-
-page.run()  # every page starts with ui.page_header(), which shows the disclaimer
+with ui.script_run():  # background loading waits while the app is busy (ui.IDLE_BEFORE_WARM_S)
+    with st.sidebar:
+        st.markdown("### MRI Vision")
+        st.caption("Alzheimer's stage classification of brain MRI slices, with CAM heatmaps.")
+    ui.model_picker()
+    st.sidebar.caption(ui.DISCLAIMER)
+    page.run()  # every page starts with ui.page_header(), which shows the disclaimer

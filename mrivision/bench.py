@@ -5,7 +5,8 @@ peak RSS is that model's alone; the OS file cache stays warm). In it:
 
 * ``load_s``: the `load_model` call: card read, weights SHA-256 check, then the engine file's
   ONNX Runtime session when the model has a current one (`mrivision export`), else the PyTorch
-  model built (``fast_backend`` says which path served).
+  model built (``fast_backend`` says which path served). ``fast_build_s``: `Predictor.warm_up`
+  (building the in-memory engine, or with an engine file nothing to build: about one forward).
 * naive baseline: the same eager model as training code would run it: `model.eval()`,
   `torch.no_grad()`, default threads, float32 NCHW, no TTA (preprocessing included).
 * fast path: `Predictor.predict_proba` (preprocessing, the engine file or else the

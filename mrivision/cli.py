@@ -10,7 +10,7 @@ from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch weights at run time
 
-FAST_PATH_MIN_FILES = 8  # building the fast engine pays off only over several images
+FAST_PATH_MIN_FILES = 8  # building the fast engine in memory pays off only over several images
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -46,7 +46,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .io import load_image
     from .predictor import load_model
 
-    predictor = load_model(args.model, fast=len(args.files) > FAST_PATH_MIN_FILES)
+    predictor = load_model(args.model, build=len(args.files) > FAST_PATH_MIN_FILES)
     failed = 0
     for file in args.files:
         try:
@@ -99,25 +99,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .cards import list_shipped, read_card, resolve
     from .errors import ModelLoadError
     from .onnx_engine import engine_path, load_engine
+    from .spec import ModelSpec
 
-    names = args.models or list_shipped()
-    if not names:
-        print("no models to export")
-        return 0
-    from .fast_inference import export_engine
-    from .weights import load_weights
+    failed = 0
+    for name in args.models or list_shipped():
+        try:
+            weights, card_path = resolve(name)
+            card = read_card(card_path)
+            if not args.force and load_engine(weights, card, ModelSpec.from_dict(card["spec"])) is not None:
+                print(f"{engine_path(weights)}: up to date")
+                continue
+            if not card.get("weights_sha256"):
+                raise ModelLoadError(f"{card_path} records no weights_sha256: an engine file could never be matched to it")
+            from .fast_inference import export_engine
+            from .weights import load_weights
 
-    for name in names:
-        weights, card_path = resolve(name)
-        card = read_card(card_path)
-        if not args.force and load_engine(weights, card) is not None:
-            print(f"{engine_path(weights)}: up to date")
-            continue
-        if not card.get("weights_sha256"):
-            raise ModelLoadError(f"{card_path} records no weights_sha256: an engine file could never be matched to it")
-        model, card = load_weights(weights)
-        print(f"{export_engine(model, weights, card['weights_sha256'])}: written")
-    return 0
+            model, card = load_weights(weights)
+            print(f"{export_engine(model, weights, card['weights_sha256'])}: written")
+        except (ModelLoadError, KeyError, ValueError, TypeError, OSError) as exc:
+            print(f"{name}: no engine file written: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

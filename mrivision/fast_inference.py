@@ -286,8 +286,11 @@ def export_engine(model: nn.Module, weights: Path, weights_sha256: str, atol: fl
         raise ValueError(f"the exported graph's logits differ from the model's by {diff:.3g} > {atol:g}")
     path = engine_path(weights)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(_with_metadata(data, {STAMP_KEY: weights_sha256, DIFF_KEY: f"{diff:.3g}"}))
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(_with_metadata(data, {STAMP_KEY: weights_sha256, DIFF_KEY: f"{diff:.3g}"}))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

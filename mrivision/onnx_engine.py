@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .spec import ModelSpec
+
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before onnxruntime is imported (see mrivision/__init__)
 
 ENGINE_SUFFIX = ".onnx"
@@ -65,8 +67,9 @@ class OnnxEngine:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
-def load_engine(weights: Path, card: dict[str, Any], threads: int = 0) -> OnnxEngine | None:
-    """The engine of `weights` if its file exists, loads, and was exported from the card's weights."""
+def load_engine(weights: Path, card: dict[str, Any], spec: ModelSpec, threads: int = 0) -> OnnxEngine | None:
+    """The engine of `weights` if its file exists, loads, was exported from the card's weights,
+    and takes and gives what `spec` says (one gray channel at its input size, one logit per class)."""
     path = engine_path(weights)
     expected = card.get("weights_sha256")
     if not expected or not path.is_file():
@@ -75,4 +78,8 @@ def load_engine(weights: Path, card: dict[str, Any], threads: int = 0) -> OnnxEn
         engine = OnnxEngine(path, threads)
     except Exception:  # noqa: BLE001  (damaged or foreign file: fall back to the torch path)
         return None
-    return engine if engine.metadata.get(STAMP_KEY) == expected else None
+    if engine.metadata.get(STAMP_KEY) != expected:
+        return None
+    fits = (engine.session.get_inputs()[0].shape[1:] == [1, *spec.input_size]
+            and engine.session.get_outputs()[0].shape[-1] == spec.num_classes)
+    return engine if fits else None

@@ -47,11 +47,13 @@ class Predictor:
     """Thread-safe inference over one model. CAM calls hold `lock` (hooks on a shared model).
 
     Give it the PyTorch `model`, or an `engine` with a `load_torch_model` callable that makes the
-    model when it is first needed. `fast=False`: eager PyTorch only.
+    model when it is first needed. `fast=False`: eager PyTorch only; `build=False`: no in-memory
+    engine is built (an engine file still serves, else the eager model).
     """
 
     def __init__(self, model: MRINet | None = None, card: dict[str, Any] | None = None, fast: bool = True, *,
-                 engine: OnnxEngine | None = None, load_torch_model: Callable[[], MRINet] | None = None) -> None:
+                 build: bool = True, engine: OnnxEngine | None = None,
+                 load_torch_model: Callable[[], MRINet] | None = None) -> None:
         if model is None and load_torch_model is None:
             raise ValueError("a Predictor needs a model or a way to load one")
         self.card = card or {}
@@ -61,6 +63,7 @@ class Predictor:
         self.temperature = float(self.card.get("temperature", 1.0))
         self.tta = bool(self.card.get("preprocessing", {}).get("tta_hflip", False))
         self.fast = fast
+        self.build = fast and build
         self.engine = engine if fast else None
         self.lock = threading.Lock()
         self._model = model.eval() if model is not None else None
@@ -71,28 +74,25 @@ class Predictor:
         self._warming: threading.Thread | None = None
 
     @classmethod
-    def load(cls, name_or_path: str | Path, fast: bool = True) -> "Predictor":
+    def load(cls, name_or_path: str | Path, fast: bool = True, build: bool = True) -> "Predictor":
         """A shipped name (or "default"), or a `.safetensors`/`.json` path. With `fast`, the model's
-        engine file serves predictions when it matches the card's weights; torch loads later."""
+        engine file serves predictions when it matches the card's weights and spec; torch loads later."""
         weights, card_path = resolve(name_or_path)
         card = read_card(card_path)
-        engine = load_engine(weights, card) if fast else None
-        if engine is None:
-            from .weights import load_weights
-
-            return cls(*load_weights(weights), fast=fast)
-        if sha256_file(weights) != card.get("weights_sha256"):
-            raise ModelLoadError(f"{weights} does not match the SHA-256 in its card: the file is corrupted or was replaced")
-
-        def load_torch_model() -> MRINet:
-            from .weights import load_weights
-
-            return load_weights(weights)[0]
-
         try:
-            return cls(card=card, engine=engine, load_torch_model=load_torch_model)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelLoadError(f"model card {card_path} has no usable spec: {exc}") from exc
+            engine = load_engine(weights, card, ModelSpec.from_dict(card["spec"])) if fast else None
+            if engine is None:
+                from .weights import load_weights
+
+                model, card = load_weights(weights)
+                return cls(model, card, fast=fast, build=build)
+            if sha256_file(weights) != card.get("weights_sha256"):
+                raise ModelLoadError(f"{weights} does not match the SHA-256 in its card: "
+                                     "the file is corrupted or was replaced")
+            return cls(card=card, engine=engine,
+                       load_torch_model=lambda: _load_torch_model(weights, card["weights_sha256"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelLoadError(f"model card {card_path} could not be used: {exc}") from exc
 
     @property
     def model(self) -> MRINet:
@@ -107,19 +107,22 @@ class Predictor:
         """What serves predictions ("backend"), its checked logit difference from eager, and notes."""
         if self.engine is not None:
             return {"backend": "onnxruntime (engine file)", "max_abs_diff": self.engine.max_abs_diff, "notes": []}
-        if self.fast and self._lazy_fast is not None and self._lazy_fast.built:
-            info = self._lazy_fast.get().info
+        lazy = self._lazy_fast
+        if self.build and lazy is not None and lazy.built:
+            info = lazy.get().info
             return {"backend": info.backend, "max_abs_diff": info.max_abs_diff, "notes": list(info.notes)}
-        return {"backend": "eager" if self.fast else "eager (fast path off)", "max_abs_diff": 0.0, "notes": []}
+        return {"backend": "eager" if self.build else "eager (fast path off)", "max_abs_diff": 0.0, "notes": []}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Logits for a preprocessed float32 batch (N, 1, H, W) on the fastest ready path (no TTA)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
         if self.engine is not None:
             return self.engine.run(x)
         import torch
 
         # while a background build runs, the eager model answers (the engine is built outside inference mode)
-        use_fast = self.fast and len(x) and (self._warming is None or self._fast().built)
+        lazy = self._lazy_fast
+        use_fast = self.build and len(x) and ((lazy is not None and lazy.built) or self._warming is None)
         model = self._fast().get() if use_fast else self.model
         with torch.inference_mode():
             return model(torch.from_numpy(x)).float().numpy()
@@ -131,7 +134,7 @@ class Predictor:
             x = batch_array(images[i:i + batch_size], self.spec)
             y = self.forward(x)
             if self.tta:
-                y = (y + self.forward(np.ascontiguousarray(x[..., ::-1]))) / 2
+                y = (y + self.forward(x[..., ::-1])) / 2
             out.append(y)
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
@@ -145,29 +148,33 @@ class Predictor:
             return self._lazy_fast
 
     def warm_up(self, background: bool = False) -> "Predictor":
-        """Make the first prediction and explanation quick: build the in-memory engine (a few
-        seconds, once) when there is no engine file, and load the PyTorch model (for CAM).
+        """Make the first prediction and explanation quick: load the PyTorch model (for CAM) and,
+        when there is no engine file, build the in-memory engine (a few seconds, once).
 
         `background=True` returns at once and does it in a thread; meanwhile predictions run on
         the engine file or the eager model (the same logits within 1e-4), and `explain` waits.
         """
         if background:
             if self._warming is None:
-                self._warming = threading.Thread(target=self._warm, name="mrivision-warm-up", daemon=True)
+                self._warming = threading.Thread(target=self._warm_quietly, name="mrivision-warm-up", daemon=True)
                 self._warming.start()
             return self
-        if self._warming is not None:
-            self._warming.join()
-        self._warm()
+        warming = self._warming
+        if warming is not None:
+            warming.join()
+        self._load_and_build()
         self.logits([np.zeros(self.spec.input_size, np.float32)])
         return self
 
-    def _warm(self) -> None:
+    def _load_and_build(self) -> None:
+        with self.lock:  # no CAM hooks come and go while the model is loaded or copied
+            self.model  # noqa: B018  (loads it)
+            if self.build and self.engine is None:
+                self._fast().get()
+
+    def _warm_quietly(self) -> None:
         try:
-            with self.lock:  # no CAM hooks come and go while the model is loaded or copied
-                self.model  # noqa: B018  (loads it)
-                if self.fast and self.engine is None:
-                    self._fast().get()
+            self._load_and_build()
         except Exception:  # noqa: BLE001  (the next call that needs it does it in the foreground and raises there)
             self._warming = None
 
@@ -203,14 +210,25 @@ class Predictor:
             return explain(self.model, img, method=method, target=target, aug_smooth=aug_smooth)
 
 
-def load_model(name_or_path: str | Path, fast: bool = True) -> Predictor:
+def load_model(name_or_path: str | Path, fast: bool = True, build: bool = True) -> Predictor:
     """Load a shipped model by name (or "default"), or a `.safetensors`/`.json` path.
 
     `fast=True` predicts through the model's engine file when there is a current one (see
-    `mrivision export`), else through an engine built in memory on the first call (a few seconds,
-    then 2-3x faster); use `fast=False` for one-off predictions.
+    `mrivision export`; no torch needed), else through an engine built in memory on the first call
+    (a few seconds, then 2-3x faster); `build=False` skips that build (for a few one-off
+    predictions); `fast=False` runs the eager PyTorch model only.
     """
-    return Predictor.load(name_or_path, fast=fast)
+    return Predictor.load(name_or_path, fast=fast, build=build)
+
+
+def _load_torch_model(weights: Path, weights_sha256: str) -> MRINet:
+    """The PyTorch model of `weights`, if they are still the ones the Predictor was loaded with."""
+    from .weights import load_weights
+
+    model, card = load_weights(weights)
+    if card.get("weights_sha256") != weights_sha256:
+        raise ModelLoadError(f"{weights} changed after the model was loaded (retrained?): load the model again")
+    return model
 
 
 def list_models() -> list[str]:

@@ -352,7 +352,8 @@ def card_with_test_metrics(model: MRINet, card: dict[str, Any], cfg: TrainConfig
     from .evaluate import format_report
     from .evaluation_run import evaluate_model
     from .predictor import Predictor
-    from .weights import load_weights, read_card, save_model
+    from .cards import read_card
+    from .weights import load_weights, save_model
 
     save_model(model, card, out_dir)
     card = read_card(out_dir / f"{model.spec.name}.json")

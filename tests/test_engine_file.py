@@ -13,6 +13,7 @@ import pytest
 from mrivision import fast_inference
 from mrivision.cards import default_shipped, pick_default, resolve
 from mrivision.cli import main
+from mrivision.errors import ModelLoadError
 from mrivision.onnx_engine import OnnxEngine, engine_path
 from mrivision.predictor import Predictor, load_model
 from mrivision.weights import load_weights, save_model
@@ -104,3 +105,31 @@ def test_default_model_is_the_flagged_card_else_the_best_four_stage_macro_f1():
     shipped = default_shipped()
     if shipped is not None:  # "default" names it wherever a model is loaded by name (CLI, scripts)
         assert resolve("default") == resolve(shipped)
+
+
+def edit_card(weights: Path, **changes) -> None:
+    path = weights.with_suffix(".json")
+    card = json.loads(path.read_text())
+    for key, value in changes.items():
+        if key.startswith("spec_"):
+            card["spec"][key[5:]] = value
+        else:
+            card[key] = value
+    path.write_text(json.dumps(card))
+
+
+def test_engine_file_is_not_used_once_the_card_spec_no_longer_fits_it(model_copy):
+    assert main(["export", str(model_copy)]) == 0
+    edit_card(model_copy, spec_input_size=[40, 32])
+    predictor = load_model(model_copy)
+    assert predictor.engine_info()["backend"] != ENGINE_BACKEND
+    assert predictor.predict_proba(images()).shape == (5, 4)
+
+
+@pytest.mark.parametrize("changes", [{"spec": None}, {"spec": [1, 2]}, {"preprocessing": []},
+                                     {"temperature": "warm"}, {"spec_class_names": ["a", "b"]}])
+def test_unusable_cards_give_a_model_load_error(model_copy, changes):
+    assert main(["export", str(model_copy)]) == 0
+    edit_card(model_copy, **changes)
+    with pytest.raises(ModelLoadError):
+        load_model(model_copy)

@@ -26,7 +26,7 @@ from streamlit.testing.v1 import AppTest  # imported here: it makes its own temp
 
 from mrivision import ModelLoadError, load_image, load_model
 from mrivision.models import create_model
-from mrivision.models.registry import ModelSpec
+from mrivision.spec import ModelSpec
 from mrivision.predictor import Predictor
 from mrivision.cards import sha256_file
 from synthetic import make_slice

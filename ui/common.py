@@ -6,16 +6,18 @@ in-memory ``st.cache_data`` caches and session state) and are decoded with ``loa
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import string
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import streamlit as st
@@ -188,8 +190,41 @@ def require_model() -> ModelEntry:
 
 
 _LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mrivision-load")
+_WARMER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mrivision-warm")  # never delays a model load
 IDLE_BEFORE_WARM_S = 2.0
-_last_run = [time.monotonic()]  # when a script run last asked for a model (any session)
+
+
+class _Activity:
+    """Script runs in progress (any session) and when the last one ended."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._last_end = time.monotonic()
+
+    @contextlib.contextmanager
+    def run(self) -> Iterator[None]:
+        with self._lock:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._last_end = time.monotonic()
+
+    def idle_s(self) -> float:
+        """Seconds since the last script run ended; 0 while one runs."""
+        with self._lock:
+            return 0.0 if self._running else time.monotonic() - self._last_end
+
+
+ACTIVITY = _Activity()
+
+
+def script_run() -> contextlib.AbstractContextManager[None]:
+    """Wrap each script run (app.py does), so that background work can wait for the app to be idle."""
+    return ACTIVITY.run()
 
 
 def _load_in_background(path: str) -> Predictor:
@@ -200,7 +235,7 @@ def _load_in_background(path: str) -> Predictor:
         predictor.warm_up(background=True)
         _LOADER.submit(cam_module)
     else:
-        _LOADER.submit(_warm_when_idle, predictor)
+        _WARMER.submit(_warm_when_idle, predictor)
     return predictor
 
 
@@ -208,7 +243,7 @@ def _warm_when_idle(predictor: Predictor) -> None:
     """Load what heatmaps need (torch, the PyTorch model, the CAM module; ~4 s) once no script
     has run for `IDLE_BEFORE_WARM_S`. Those imports hold Python's lock for seconds at a time and
     would delay a prediction that arrives meanwhile; the engine file answers without them."""
-    while (left := IDLE_BEFORE_WARM_S - (time.monotonic() - _last_run[0])) > 0:
+    while (left := IDLE_BEFORE_WARM_S - ACTIVITY.idle_s()) > 0:
         time.sleep(left)
     predictor.warm_up()
     cam_module()
@@ -222,7 +257,6 @@ def _loading(path: str, mtime_ns: int) -> Future:
 
 def preload(entry: ModelEntry | None) -> None:
     """Start loading `entry` now, so that it is ready (or nearly) when the user's first file arrives."""
-    _last_run[0] = time.monotonic()
     if entry is not None:
         _loading(str(entry.path), entry.mtime_ns)
 

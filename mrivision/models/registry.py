@@ -1,8 +1,6 @@
-"""Model specs and the one entry point that builds them (after timm's registry/factory).
-
-A `ModelSpec` travels with the model: input size, normalisation, class names, CAM target
-layer, how the backbone is initialised and where training starts. `create_model` turns a
-spec (or a registered name) into an `MRINet`.
+"""The registry of model specs and the one entry point that builds them (after timm's
+registry/factory): `register_spec` names a `ModelSpec` (mrivision.spec), `register_builder` a
+model family, and `create_model` turns a spec (or a registered name) into an `MRINet`.
 """
 from __future__ import annotations
 
