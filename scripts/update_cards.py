@@ -16,10 +16,10 @@ import sys
 import numpy as np
 
 from mrivision.bench import bench_in_subprocess, format_table
+from mrivision.cards import resolve
 from mrivision.data import load_dataset, read_sample
 from mrivision.faithfulness import measure_faithfulness, plain_sentence
 from mrivision.predictor import Predictor, list_models
-from mrivision.cards import resolve
 
 METHODS = ("gradcam", "gradcam++", "hirescam", "eigencam", "random")
 
