@@ -21,6 +21,13 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def verify_weights(weights: Path, card: Mapping[str, Any]) -> None:
+    """Raise ModelLoadError unless `weights` hash to the SHA-256 the card records (if it records one)."""
+    expected = card.get("weights_sha256")
+    if expected and sha256_file(weights) != expected:
+        raise ModelLoadError(f"{weights} does not match the SHA-256 in its card: the file is corrupted or was replaced")
+
+
 DEFAULT_NAME = "default"  # stands for the shipped default model (`pick_default`)
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .cards import list_shipped, read_card, resolve, sha256_file
+from .cards import list_shipped, read_card, resolve, verify_weights
 from .errors import ModelLoadError
 from .onnx_engine import OnnxEngine, load_engine
 from .spec import ModelSpec
@@ -86,9 +86,7 @@ class Predictor:
 
                 model, card = load_weights(weights)
                 return cls(model, card, fast=fast, build=build)
-            if sha256_file(weights) != card.get("weights_sha256"):
-                raise ModelLoadError(f"{weights} does not match the SHA-256 in its card: "
-                                     "the file is corrupted or was replaced")
+            verify_weights(weights, card)  # load_engine matched the engine to the card's (non-empty) SHA-256
             return cls(card=card, engine=engine,
                        load_torch_model=lambda: _load_torch_model(weights, card["weights_sha256"]))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

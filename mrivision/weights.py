@@ -8,7 +8,7 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .cards import read_card, resolve, sha256_file
+from .cards import read_card, resolve, sha256_file, verify_weights
 from .errors import ModelLoadError
 from .models import MRINet, ModelSpec, create_model
 
@@ -30,9 +30,7 @@ def load_weights(name_or_path: str | Path) -> tuple[MRINet, dict[str, Any]]:
     """Build the model from its card and load verified weights (float32 in memory)."""
     weights, card_path = resolve(name_or_path)
     card = read_card(card_path)
-    expected = card.get("weights_sha256")
-    if expected and sha256_file(weights) != expected:
-        raise ModelLoadError(f"{weights} does not match the SHA-256 in its card: the file is corrupted or was replaced")
+    verify_weights(weights, card)
     try:
         spec = ModelSpec.from_dict(card["spec"])
         model = create_model(spec, pretrained=False)
