@@ -101,6 +101,11 @@ class Predictor:
                     self._model = self._load_torch_model().eval()
         return self._model
 
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the PyTorch model (for `explain`) is in memory already."""
+        return self._model is not None
+
     def engine_info(self) -> dict[str, Any]:
         """What serves predictions ("backend"), its checked logit difference from eager, and notes."""
         if self.engine is not None:

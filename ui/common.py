@@ -192,6 +192,7 @@ def require_model() -> ModelEntry:
 _LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mrivision-load")
 _WARMER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mrivision-warm")  # never delays a model load
 IDLE_BEFORE_WARM_S = 2.0
+SEND_BEFORE_IMPORTS_S = 0.25
 
 
 class _Activity:
@@ -332,6 +333,10 @@ def _explain(model_key: str, image_key: str, method: str, target: str, _predicto
 def explain(entry: ModelEntry, predictor: Predictor, image_key: str, img: np.ndarray, method: str,
             target: str) -> np.ndarray | None:
     """Cached heatmap; None (with a warning shown) if it cannot be computed."""
+    if not predictor.model_loaded:
+        # What the page shows so far (the prediction) goes out before ~4 s of torch imports, which
+        # hold Python's interpreter lock and would hold up the server's sending for most of a second.
+        time.sleep(SEND_BEFORE_IMPORTS_S)
     if cam_module() is None:
         st.info("Heatmaps are not available in this installation (the CAM module is missing).")
         return None
