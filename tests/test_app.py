@@ -383,8 +383,8 @@ def test_with_an_engine_file_torch_loads_only_once_the_app_is_idle(tiny_model, t
     for _ in range(8):  # short script runs keep coming (a user uploading): it still waits
         with common.script_run():
             time.sleep(0.2)
-        assert predictor._model is None
+        assert not predictor.model_loaded
     deadline = time.monotonic() + 60
-    while predictor._model is None and time.monotonic() < deadline:
+    while not predictor.model_loaded and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert predictor._model is not None  # idle: loaded in the background, ready for the first heatmap
+    assert predictor.model_loaded  # idle: loaded in the background, ready for the first heatmap

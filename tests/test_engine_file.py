@@ -59,7 +59,7 @@ def test_engine_file_predicts_like_eager_without_importing_torch(model_copy, tmp
 def test_engine_predictor_explains_with_the_torch_model_loaded_on_demand(model_copy):
     assert main(["export", str(model_copy)]) == 0
     predictor = load_model(model_copy)
-    assert predictor.engine_info()["backend"] == ENGINE_BACKEND and predictor._model is None
+    assert predictor.engine_info()["backend"] == ENGINE_BACKEND and not predictor.model_loaded
     img = images(1)[0]
     heat = predictor.explain(img, target=predictor.predict(img).label)
     assert heat.shape == img.shape and np.isfinite(heat).all() and heat.max() > 0

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import string
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -333,9 +334,10 @@ def _explain(model_key: str, image_key: str, method: str, target: str, _predicto
 def explain(entry: ModelEntry, predictor: Predictor, image_key: str, img: np.ndarray, method: str,
             target: str) -> np.ndarray | None:
     """Cached heatmap; None (with a warning shown) if it cannot be computed."""
-    if not predictor.model_loaded:
-        # What the page shows so far (the prediction) goes out before ~4 s of torch imports, which
-        # hold Python's interpreter lock and would hold up the server's sending for most of a second.
+    if "mrivision.cam" not in sys.modules:
+        # The first heatmap of the process: what the page shows so far (the prediction) goes out
+        # before ~4 s of torch imports, which hold Python's interpreter lock and would hold up the
+        # server's sending for most of a second.
         time.sleep(SEND_BEFORE_IMPORTS_S)
     if cam_module() is None:
         st.info("Heatmaps are not available in this installation (the CAM module is missing).")
