@@ -94,10 +94,11 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
 
 
 class _OrtRunner:
-    """An ONNX Runtime engine over the exported model, called with tensors; thread-safe."""
+    """An ONNX Runtime engine over the exported model (`onnx`: the graph), called with tensors; thread-safe."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor, threads: int) -> None:
-        self.engine = OnnxEngine(onnx_bytes(model, example), threads)
+        self.onnx = onnx_bytes(model, example)
+        self.engine = OnnxEngine(self.onnx, threads)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.engine.run(x.detach().cpu().numpy()))
@@ -272,22 +273,18 @@ class LazyFast:
 def export_engine(model: nn.Module, weights: Path, weights_sha256: str, atol: float = DEFAULT_ATOL) -> Path:
     """Write the engine file of `weights` (see `mrivision.onnx_engine`) for `model`, loaded from them.
 
-    The exported graph must give the eager logits within `atol` on the check inputs, else
-    ValueError and no file. The file is written beside the weights, atomically.
+    The graph is the one `optimize_for_inference` builds and checks for the "onnxruntime" backend
+    (eager logits within `atol`), else ValueError and no file. Written beside the weights, atomically.
     """
-    model.eval()
-    shape = _input_shape(model, None)
-    inputs = check_inputs(shape)
-    with torch.inference_mode(False), _BUILD_LOCK:
-        data = onnx_bytes(model, inputs[0])
-        engine = OnnxEngine(data)
-        diff = max_abs_diff(lambda x: torch.from_numpy(engine.run(x.numpy())), model, inputs)
-    if not diff <= atol:
-        raise ValueError(f"the exported graph's logits differ from the model's by {diff:.3g} > {atol:g}")
+    with _BUILD_LOCK:
+        fast = optimize_for_inference(model, backends=["onnxruntime"], atol=atol)
+    if fast.backend != "onnxruntime":
+        raise ValueError(f"the ONNX graph was not usable: {'; '.join(fast.info.notes)}")
     path = engine_path(weights)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(_with_metadata(data, {STAMP_KEY: weights_sha256, DIFF_KEY: f"{diff:.3g}"}))
+        tmp.write_bytes(_with_metadata(fast.runner.onnx, {STAMP_KEY: weights_sha256,
+                                                          DIFF_KEY: f"{fast.info.max_abs_diff:.3g}"}))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
