@@ -1,4 +1,4 @@
-"""`mrivision train|evaluate|predict|explain|bench|export|models` — the command-line front door."""
+"""`mrivision train|cv|evaluate|predict|explain|bench|export|models` — the command-line front door."""
 from __future__ import annotations
 
 import argparse
@@ -14,15 +14,33 @@ FAST_PATH_MIN_FILES = 8  # building the fast engine in memory pays off only over
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from .train import train
 
-    cfg = TrainConfig.from_yaml(args.config)
-    for key in ("epochs", "data", "test_data", "out_dir", "run_dir", "limit", "threads"):
-        value = getattr(args, key)
-        if value is not None:
-            setattr(cfg, key, value)
+    cfg = _config(args)
     card = train(cfg, resume=args.resume)
     print(f"wrote {Path(cfg.out_dir) / (card['name'] + '.safetensors')} and its card")
+    return 0
+
+
+def _config(args: argparse.Namespace):
+    from .train import TrainConfig
+
+    cfg = TrainConfig.from_yaml(args.config)
+    for key in ("epochs", "data", "test_data", "out_dir", "run_dir", "limit", "threads", "folds"):
+        value = getattr(args, key, None)
+        if value is not None:
+            setattr(cfg, key, value)
+    return cfg
+
+
+def _cmd_cv(args: argparse.Namespace) -> int:
+    from .crossval import cross_validate, ship_ensemble
+
+    cfg = _config(args)
+    summary = cross_validate(cfg, resume=args.resume)
+    if args.ship:
+        card = ship_ensemble(cfg, summary)
+        print(f"wrote {Path(cfg.out_dir) / (card['name'] + '.safetensors')} (the {cfg.folds} fold models) and its card")
     return 0
 
 
@@ -151,6 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use only N training images (smoke test)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("cv", help="subject-level K-fold cross-validation of a config (the selection signal)")
+    p.add_argument("--config", required=True, help="configs/NAME.yaml")
+    p.add_argument("--folds", type=int, help="number of folds (default: the config's, 5)")
+    p.add_argument("--resume", action="store_true", help="keep finished folds, continue the running one")
+    p.add_argument("--ship", action="store_true", help="then write the K fold models as one shipped model")
+    p.add_argument("--data", help="training data (class folders, .parquet or .csv)")
+    p.add_argument("--test-data", dest="test_data", help="the literature's test split, evaluated into the card")
+    p.add_argument("--out-dir", dest="out_dir", help="where weights and card go (default weights/)")
+    p.add_argument("--run-dir", dest="run_dir", help="folds, checkpoints and out-of-fold predictions (default runs/)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--limit", type=int, help="use only N training images (smoke test)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(func=_cmd_cv)
 
     p = sub.add_parser("evaluate", help="evaluate a model on a data set with CIs")
     p.add_argument("--model", required=True, help="shipped name or .safetensors path")

@@ -20,6 +20,7 @@ from .io import load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".dcm", ".nii", ".gz"}
 MIN_GROUPS_FOR_VAL = 4
+GROUP_COLUMNS = ("group", "subject_id", "subject", "participant_id")  # a manifest's grouping column, first found
 _SCAN_NAME = re.compile(r"^(?P<slice>\d+)(?: \((?P<scan>\d+)\))?\.[A-Za-z]+$")
 
 
@@ -119,13 +120,14 @@ def _from_manifest(path: Path, class_names: Sequence[str], label_names: Sequence
     df = pd.read_csv(path)
     if not {"path", "label"} <= set(df.columns):
         raise ValueError(f"{path.name}: a manifest needs columns path,label[,group], found {list(df.columns)}")
+    group_col = next((c for c in GROUP_COLUMNS if c in df.columns), None)
     samples = []
     for i, row in df.iterrows():
         file = (path.parent / str(row["path"])).resolve()
         raw = row["label"]
         value = int(raw) if str(raw).strip().lstrip("-").isdigit() else str(raw)
         label = _label_from_value(value, class_names, label_names)
-        group = str(row["group"]) if "group" in df.columns and not _isna(row["group"]) else str(row["path"])
+        group = str(row[group_col]) if group_col and not _isna(row[group_col]) else str(row["path"])
         samples.append(Sample(str(file), label, group, str(row["path"])))
     return samples
 

@@ -11,6 +11,10 @@ Conventions
 * Per-class precision / recall / F1 are 0.0 when undefined (scikit-learn's ``zero_division=0``).
 * ``macro_f1`` averages per-class F1 over the classes that occur in y_true or in the predictions
   (scikit-learn's default label set); ``balanced_accuracy`` averages recall over the classes in y_true.
+* ``quadratic_kappa``: Cohen's kappa with quadratic weights over the ordered stages (class order);
+  ``stage_mae``: mean |true stage - predicted stage| in class steps.
+* ``binary_auc``: impaired vs NonDemented (the first class), scored by 1 - P(first class), at the
+  slice and the scan level, with a scan-bootstrap CI.
 * ``macro_f1_excl_last`` (3+ classes only, else absent): per-class F1 taken from the *full* K x K
   confusion matrix, averaged (same rule) over every class but the last one, i.e. ModerateDemented
   for ``CLASS_NAMES``. Slices of the last class still count as misses / false alarms of the others.
@@ -104,7 +108,14 @@ def _confusion_metrics(cms: np.ndarray) -> dict[str, np.ndarray]:
         "balanced_accuracy": _nanmean_last(recall),
         "macro_f1": _nanmean_last(f1),
     }
-    if cms.shape[-1] > 2:
+    k = cms.shape[-1]
+    n = cms.sum(axis=(-2, -1))
+    distance = np.abs(np.arange(k)[:, None] - np.arange(k)[None, :])
+    expected = support[..., :, None] * predicted[..., None, :] / np.maximum(n, 1)[..., None, None]
+    metrics["quadratic_kappa"] = 1.0 - _safe_div((cms * distance ** 2).sum(axis=(-2, -1)),
+                                                 (expected * distance ** 2).sum(axis=(-2, -1)), np.nan)
+    metrics["stage_mae"] = _safe_div((cms * distance).sum(axis=(-2, -1)), n, np.nan)
+    if k > 2:
         metrics["macro_f1_excl_last"] = _nanmean_last(f1[..., :-1])
     return metrics
 
@@ -247,6 +258,42 @@ def _binary_metrics(y: np.ndarray, p_positive: np.ndarray, threshold: float, pos
     }
 
 
+def expected_stage(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Expected stage (0 = first class ... k-1) and its spread (standard deviation) per row."""
+    p = np.asarray(probs, dtype=float)
+    stages = np.arange(p.shape[1])
+    mean = p @ stages
+    return mean, np.sqrt(np.maximum(p @ stages ** 2 - mean ** 2, 0.0))
+
+
+def _impaired_auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    impaired = y > 0
+    if impaired.all() or not impaired.any():
+        return None
+    return float(roc_auc_score(impaired, 1.0 - p[:, 0]))
+
+
+def _binary_auc(y: np.ndarray, p: np.ndarray, groups: Sequence[str], scan_y: np.ndarray, scan_p: np.ndarray,
+                n_boot: int, seed: int) -> dict:
+    """Impaired-vs-first-class AUC at slice and scan level, with a scan-bootstrap percentile CI."""
+    out: dict = {"slice": _impaired_auc(y, p), "scan": _impaired_auc(scan_y, scan_p), "ci": None}
+    if n_boot <= 0:
+        return out
+    _, slice_scan = _group_index(groups)
+    members = [np.flatnonzero(slice_scan == g) for g in range(len(scan_y))]
+    rng = np.random.default_rng(seed + 1)
+    reps: dict[str, list[float]] = {"slice": [], "scan": []}
+    for _ in range(n_boot):
+        draw = rng.integers(0, len(scan_y), len(scan_y))
+        rows = np.concatenate([members[g] for g in draw])
+        for level, value in (("slice", _impaired_auc(y[rows], p[rows])), ("scan", _impaired_auc(scan_y[draw], scan_p[draw]))):
+            if value is not None:
+                reps[level].append(value)
+    tail = 50.0 * (1.0 - CONFIDENCE)
+    out["ci"] = {level: _percentile_interval(np.asarray(v, float), tail) for level, v in reps.items()}
+    return out
+
+
 # ----------------------------------------------------------------------------- the protocol
 def evaluate_predictions(
     y_true: Sequence[int],
@@ -292,7 +339,10 @@ def evaluate_predictions(
         "bootstrap": {"n_boot": n_boot, "seed": seed, "confidence": CONFIDENCE, "unit": "scan"},
         "calibration": {"ece": ece, "n_bins": len(bins), "bins": bins},
         "roc": roc,
+        "binary_auc": _binary_auc(y, p, groups, scan_y, scan_probs, n_boot, seed),
     }
+    stage, spread = expected_stage(p)
+    result["slice"]["expected_stage_mae"] = float(np.mean(np.abs(stage - y)))
     if k == 2:
         result["binary"] = _binary_metrics(y, p[:, 1], threshold, names[1], roc[names[1]]["auc"])
     return result

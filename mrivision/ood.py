@@ -132,7 +132,7 @@ def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def fit_ood(images: Sequence[np.ndarray], quantile: float = 0.99, folds: int = 5, jitters: int = 1,
-            max_images: int = 2000, seed: int = 0) -> dict[str, Any]:
+            max_images: int = 2000, seed: int = 0, framing: str = "letterbox") -> dict[str, Any]:
     """Fit the detector on training slices; returns what the model card stores (JSON-ready).
 
     At most `max_images` slices (a random subset) are used, each with `jitters` jittered copies

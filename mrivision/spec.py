@@ -29,6 +29,8 @@ class ModelSpec:
     train_from: str = ""  # first trainable stage; stages before it are frozen (and cacheable)
     target_layer: str = ""  # stage used by CAM methods
     head_dropout: float = 0.3
+    output: str = "softmax"  # "softmax" | "ordinal" (cumulative link over the ordered classes)
+    framing: str = "canonical"  # "canonical" (brain found, cropped, placed, intensities mapped) | "letterbox"
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -51,4 +53,5 @@ class ModelSpec:
         d = {k: v for k, v in d.items() if k in known}
         d["input_size"] = tuple(d.get("input_size", (128, 128)))
         d["class_names"] = tuple(d.get("class_names", CLASS_NAMES))
+        d.setdefault("framing", "letterbox")  # cards written before canonical framing existed
         return cls(**d)

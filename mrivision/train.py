@@ -20,14 +20,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import yaml
-from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 from torch import nn
 from tqdm import tqdm
 
 from .data import Sample, fingerprint, group_split, load_dataset, pseudo_scan_groups, read_sample
-from .evaluate import fit_temperature
+from .evaluate import evaluate_predictions, fit_temperature
 from .models import MRINet, create_model, get_spec
-from .transforms import Augment, batch_array
+from .transforms import Augment, frame, normalise
 
 
 @dataclass
@@ -47,6 +46,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     balance: str = "sqrt"  # sampler weights: "none" | "sqrt" (1/sqrt(freq)) | "inverse" (1/freq)
     augment: bool = True
+    augment_params: dict[str, float] = field(default_factory=dict)  # overrides of `transforms.Augment`
     mixup: float = 0.0  # Beta(a, a) mixup strength; 0 disables
     cache_views: int = 3  # views per image cached through the frozen prefix (view 0 is clean); 0: no cache,
     # the frozen prefix runs on freshly augmented images every step (slower; the reference for the cache)
@@ -62,6 +62,8 @@ class TrainConfig:
     out_dir: str = "weights"
     run_dir: str = "runs"
     limit: int = 0  # use only this many training images (smoke tests)
+    folds: int = 5  # subject-level cross-validation (`mrivision cv`)
+    external_data: str | None = "../shared/data/oasis2-external-val/manifest.csv"  # validation only
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
@@ -125,15 +127,18 @@ def sampler_weights(labels: np.ndarray, mode: str, n_classes: int) -> np.ndarray
 
 
 class FeatureSource:
-    """Batches of inputs to the trainable part: cached frozen features, or (augmented) images run
-    through the frozen prefix on the fly."""
+    """Inputs to the trainable part for any subset of framed canvases: cached frozen features
+    (view 0 clean, the others augmented), or (augmented) canvases run through the frozen prefix."""
 
-    def __init__(self, model: MRINet, images: list[np.ndarray], cfg: TrainConfig, train: bool) -> None:
-        self.model, self.images, self.cfg, self.train = model, images, cfg, train
-        self.augment = Augment() if (cfg.augment and train) else None
+    def __init__(self, model: MRINet, canvases: list[np.ndarray], cfg: TrainConfig, augmented_views: bool = True) -> None:
+        self.model, self.canvases, self.cfg = model, canvases, cfg
+        self.augment = Augment(**cfg.augment_params) if cfg.augment else None
         self.cached: torch.Tensor | None = None
         if model.split_index() > 0 and cfg.cache_views > 0:
-            self.cached = self._cache(cfg.cache_views if (train and cfg.augment) else 1)
+            self.cached = self._cache(cfg.cache_views if (augmented_views and self.augment) else 1)
+
+    def __len__(self) -> int:
+        return len(self.canvases)
 
     def _cache(self, views: int) -> torch.Tensor:
         frozen = self.model.frozen_part().eval()
@@ -142,61 +147,56 @@ class FeatureSource:
         with torch.inference_mode():
             for v in range(views):
                 feats = []
-                for i in tqdm(range(0, len(self.images), 64), desc=f"caching frozen features (view {v + 1}/{views})",
+                for i in tqdm(range(0, len(self.canvases), 64), desc=f"caching frozen features (view {v + 1}/{views})",
                               leave=False, mininterval=2):
-                    ims = self.images[i:i + 64]
+                    ims = self.canvases[i:i + 64]
                     if v > 0:
-                        ims = [Augment()(im, rng) for im in ims]
-                    feats.append(frozen(torch.from_numpy(batch_array(ims, self.model.spec))).half())
+                        ims = [self.augment(im, rng) for im in ims]
+                    feats.append(frozen(torch.from_numpy(normalise(ims, self.model.spec))).half())
                 out.append(torch.cat(feats))
         return torch.stack(out)  # (views, N, C, H, W)
 
-    def batch(self, idx: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    def batch(self, idx: np.ndarray, rng: np.random.Generator, train: bool) -> torch.Tensor:
+        """Inputs for samples `idx`: augmented when `train`, clean otherwise."""
         if self.cached is not None:
-            views = rng.integers(0, self.cached.shape[0], size=len(idx)) if self.train else np.zeros(len(idx), int)
-            return self.cached[torch.from_numpy(views), torch.from_numpy(idx)].float()
-        ims = [self.images[i] for i in idx]
-        if self.augment is not None:
+            views = rng.integers(0, self.cached.shape[0], size=len(idx)) if train else np.zeros(len(idx), int)
+            return self.cached[torch.from_numpy(views), torch.from_numpy(np.asarray(idx))].float()
+        ims = [self.canvases[i] for i in idx]
+        if train and self.augment is not None:
             ims = [self.augment(im, rng) for im in ims]
-        x = torch.from_numpy(batch_array(ims, self.model.spec))
+        x = torch.from_numpy(normalise(ims, self.model.spec))
         if self.model.split_index() == 0:
             return x
         with torch.no_grad():
             return self.model.frozen_part()(x)
 
 
-def val_metrics(labels: np.ndarray, logits: np.ndarray, loss: float) -> dict[str, float]:
-    probs = torch.softmax(torch.from_numpy(logits), 1).numpy()
-    pred = probs.argmax(1)
-    present = np.unique(labels)
-    try:
-        if probs.shape[1] == 2:
-            auc = roc_auc_score(labels, probs[:, 1])
-        else:
-            auc = roc_auc_score(labels, probs[:, present] / probs[:, present].sum(1, keepdims=True),
-                                multi_class="ovr", labels=present)
-    except ValueError:
-        auc = float("nan")
-    with warnings.catch_warnings():  # validation may lack a rare class that the model predicts
-        warnings.simplefilter("ignore", UserWarning)
-        balanced = float(balanced_accuracy_score(labels, pred))
+def val_metrics(labels: np.ndarray, logits: np.ndarray, loss: float, class_names: Sequence[str]) -> dict[str, float]:
+    """Validation metrics through the evaluation protocol itself (`evaluate.evaluate_predictions`)."""
+    probs = torch.softmax(torch.from_numpy(logits).double(), 1).numpy()
+    r = evaluate_predictions(labels, probs / probs.sum(1, keepdims=True), class_names, n_boot=0)
+    nan = float("nan")
     return {
         "loss": loss,
-        "accuracy": float((pred == labels).mean()),
-        "balanced_accuracy": balanced,
-        "macro_f1": float(f1_score(labels, pred, average="macro", labels=present)),
-        "auc": float(auc),
+        "accuracy": r["slice"]["accuracy"],
+        "balanced_accuracy": r["slice"]["balanced_accuracy"],
+        "macro_f1": r["slice"]["macro_f1"],
+        "auc": r["slice"]["roc_auc_macro"] if r["slice"]["roc_auc_macro"] is not None else nan,
+        "binary_auc": r["binary_auc"]["slice"] if r["binary_auc"]["slice"] is not None else nan,
+        "quadratic_kappa": r["slice"]["quadratic_kappa"] if r["slice"]["quadratic_kappa"] is not None else nan,
     }
 
 
-def run_logits(part: nn.Module, source: FeatureSource, batch_size: int) -> np.ndarray:
+def run_logits(part: nn.Module, source: FeatureSource, idx: Sequence[int], batch_size: int = 128) -> np.ndarray:
+    """Logits of the trainable part for the clean inputs of samples `idx`."""
     part.eval()
+    idx = np.asarray(idx, dtype=np.int64)
     out = []
     rng = np.random.default_rng(0)
     with torch.inference_mode():
-        for i in range(0, len(source.images), batch_size):
-            out.append(part(source.batch(np.arange(i, min(i + batch_size, len(source.images))), rng)).numpy())
-    return np.concatenate(out)
+        for i in range(0, len(idx), batch_size):
+            out.append(part(source.batch(idx[i:i + batch_size], rng, train=False)).float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def train_step(part: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer,
@@ -237,37 +237,31 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train, checkpoint every epoch, keep the best epoch, write weights and card; returns the card."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    set_seed(cfg.seed)
-    spec = get_spec(cfg.model).replace(**cfg.spec, **({"name": cfg.name} if cfg.name else {}))
-    run_dir = Path(cfg.run_dir) / cfg.run_name
+@dataclass
+class FitResult:
+    """What `fit` leaves behind: the history, the best epoch, and that epoch's validation logits."""
+
+    state: dict[str, Any]
+    val_logits: np.ndarray
+    trainable_parameters: int
+
+
+def fit(model: MRINet, source: FeatureSource, labels: np.ndarray, tr_idx: Sequence[int], va_idx: Sequence[int],
+        cfg: TrainConfig, run_dir: Path, resume: bool = False, log: Callable[[str], None] = print) -> FitResult:
+    """Train the model's trainable part on samples `tr_idx` of `source`, early-stopping on `va_idx`;
+    checkpoints every epoch in `run_dir` (`resume` continues), ends with the best epoch loaded."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-
-    samples, images, tr_idx, va_idx = prepare_data(cfg, spec.class_names)
-    labels = np.array([s.label for s in samples])
-    y_tr, y_va = labels[tr_idx], labels[va_idx]
-    n_groups = {c: len({s.group for s in samples if s.label == k}) for k, c in enumerate(spec.class_names)}
-    log(f"{len(tr_idx)} training / {len(va_idx)} validation slices; scan groups per class {n_groups}"
-        f"{' (ignored: random split)' if cfg.random_split else ''}")
-
-    model = create_model(spec, pretrained=True)
-    t0 = time.time()
-    src_tr = FeatureSource(model, [images[i] for i in tr_idx], cfg, train=True)
-    src_va = FeatureSource(model, [images[i] for i in va_idx], cfg, train=False)
-    cache_s = time.time() - t0
     part = model.trainable_part()
     params = [p for p in part.parameters() if p.requires_grad]
     opt = make_optimizer(cfg, params)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.3, patience=cfg.lr_patience)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    tr_idx, va_idx = np.asarray(tr_idx, np.int64), np.asarray(va_idx, np.int64)
+    y_tr, y_va = labels[tr_idx], labels[va_idx]
+    names = model.spec.class_names
 
     state: dict[str, Any] = {"epoch": 0, "history": [], "best": -1.0, "best_epoch": 0, "bad_epochs": 0}
-    ckpt = run_dir / "last.pt"
-    best_path = run_dir / "best.pt"
+    ckpt, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if resume and ckpt.is_file():
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
         part.load_state_dict(saved["part"])
@@ -277,7 +271,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         torch.set_rng_state(saved["torch_rng"])
         log(f"resumed from {ckpt} after epoch {state['epoch']}")
 
-    weights = sampler_weights(y_tr, cfg.balance, spec.num_classes)
+    weights = sampler_weights(y_tr, cfg.balance, model.spec.num_classes)
     steps = max(1, len(tr_idx) // cfg.batch_size)
     stopped = state["bad_epochs"] >= cfg.patience  # a resumed run that had already stopped early
     for epoch in range(cfg.epochs + 1 if stopped else state["epoch"] + 1, cfg.epochs + 1):
@@ -288,13 +282,14 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         total = 0.0
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", mininterval=1)
         for step in bar:
-            idx = rng.choice(len(tr_idx), size=cfg.batch_size, p=weights)
-            total += train_step(part, src_tr.batch(idx, rng), torch.from_numpy(y_tr[idx]), opt, loss_fn, cfg.mixup, rng)
+            idx = tr_idx[rng.choice(len(tr_idx), size=cfg.batch_size, p=weights)]
+            total += train_step(part, source.batch(idx, rng, train=True), torch.from_numpy(labels[idx]), opt, loss_fn,
+                                cfg.mixup, rng)
             bar.set_postfix(loss=f"{total / (step + 1):.3f}")
         epoch_s = time.time() - t_ep
-        va_logits = run_logits(part, src_va, 128)
+        va_logits = run_logits(part, source, va_idx)
         va_loss = float(loss_fn(torch.from_numpy(va_logits), torch.from_numpy(y_va)))
-        metrics = val_metrics(y_va, va_logits, va_loss)
+        metrics = val_metrics(y_va, va_logits, va_loss, names)
         score = metrics[cfg.monitor]
         sched.step(score)
         row = {"epoch": epoch, "train_loss": total / steps, **{f"val_{k}": v for k, v in metrics.items()},
@@ -312,22 +307,53 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
                     "torch_rng": torch.get_rng_state()}, ckpt)
         write_history(run_dir, state["history"])
         log(f"epoch {epoch}: train loss {row['train_loss']:.3f}, val {cfg.monitor} {score:.3f} "
-            f"(acc {metrics['accuracy']:.3f}, auc {metrics['auc']:.3f}), {epoch_s:.0f}s, "
-            f"{row['images_per_second']:.0f} img/s{' *' if improved else ''}")
+            f"(acc {metrics['accuracy']:.3f}, bal {metrics['balanced_accuracy']:.3f}, auc {metrics['auc']:.3f}), "
+            f"{epoch_s:.0f}s, {row['images_per_second']:.0f} img/s{' *' if improved else ''}")
         if state["bad_epochs"] >= cfg.patience:
             log(f"early stop: no {cfg.monitor} gain for {cfg.patience} epochs")
             break
 
     part.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
-    va_logits = run_logits(part, src_va, 128)
-    temperature = fit_temperature(va_logits, y_va)
+    return FitResult(state, run_logits(part, source, va_idx), sum(p.numel() for p in params))
+
+
+def build_spec(cfg: TrainConfig):
+    """The registered spec with the config's overrides (and shipped name)."""
+    return get_spec(cfg.model).replace(**cfg.spec, **({"name": cfg.name} if cfg.name else {}))
+
+
+def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train, checkpoint every epoch, keep the best epoch, write weights and card; returns the card."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    set_seed(cfg.seed)
+    spec = build_spec(cfg)
+    run_dir = Path(cfg.run_dir) / cfg.run_name
+    started = time.time()
+
+    samples, images, tr_idx, va_idx = prepare_data(cfg, spec.class_names)
+    labels = np.array([s.label for s in samples])
+    n_groups = {c: len({s.group for s in samples if s.label == k}) for k, c in enumerate(spec.class_names)}
+    log(f"{len(tr_idx)} training / {len(va_idx)} validation slices; scan groups per class {n_groups}"
+        f"{' (ignored: random split)' if cfg.random_split else ''}")
+
+    model = create_model(spec, pretrained=True)
+    canvases = [frame(im, spec)[0] for im in images]
+    t0 = time.time()
+    source = FeatureSource(model, canvases, cfg)
+    cache_s = time.time() - t0
+    result = fit(model, source, labels, tr_idx, va_idx, cfg, run_dir, resume, log)
+    state = result.state
+    temperature = fit_temperature(result.val_logits, labels[va_idx])
     model.eval()
     card = {
         "description": spec.description,
         "class_names": list(spec.class_names),
         "temperature": temperature,
         "preprocessing": {"input_size": list(spec.input_size), "mean": spec.mean, "std": spec.std,
-                          "resize": "keep aspect, pad black", "tta_hflip": cfg.tta_hflip},
+                          "resize": "canonical framing (brain found, cropped, placed; intensities mapped)"
+                          if spec.framing == "canonical" else "keep aspect, pad black",
+                          "framing": spec.framing, "tta_hflip": cfg.tta_hflip},
         "training": {"config": dataclasses.asdict(cfg), "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
                      "monitor": cfg.monitor, "best_val": state["history"][state["best_epoch"] - 1],
                      "history": state["history"],
@@ -337,35 +363,50 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
                      "n_train": len(tr_idx), "n_val": len(va_idx)},
         "data": {"train": fingerprint(samples)},
         "parameters": sum(p.numel() for p in model.parameters()),
-        "trainable_parameters": sum(p.numel() for p in params),
+        "trainable_parameters": result.trainable_parameters,
         "code_version": code_version(),
     }
     from .ood import fit_ood
 
-    card["ood"] = fit_ood([images[i] for i in tr_idx])
+    card["ood"] = fit_ood([canvases[i] for i in tr_idx], framing=spec.framing)
     return card_with_test_metrics(model, card, cfg, Path(cfg.out_dir), log)
 
 
 def card_with_test_metrics(model: MRINet, card: dict[str, Any], cfg: TrainConfig, out_dir: Path,
                            log: Callable[[str], None]) -> dict[str, Any]:
-    """Save the model; evaluate it on the held-out test data (if given) and store the metrics in its card."""
+    """Save the model; evaluate what ships on the literature's test split and on the external cohort
+    (where given and present) and store both in its card (`metrics.test`, `metrics.external`)."""
+    from .cards import read_card
     from .evaluate import format_report
     from .evaluation_run import evaluate_model
     from .predictor import Predictor
-    from .cards import read_card
     from .weights import load_weights, save_model
 
     save_model(model, card, out_dir)
-    card = read_card(out_dir / f"{model.spec.name}.json")
+    card_path = out_dir / f"{model.spec.name}.json"
+    card = read_card(card_path)
+    metrics = dict(card.get("metrics") or {})
+    model16, card = load_weights(out_dir / f"{model.spec.name}.safetensors")  # evaluate what ships
+    predictor = Predictor(model16, card)
     if cfg.test_data and Path(cfg.test_data).exists():
-        model16, card = load_weights(out_dir / f"{model.spec.name}.safetensors")  # evaluate what ships
-        result = evaluate_model(Predictor(model16, card), cfg.test_data,
-                                out_csv=out_dir / f"{model.spec.name}.predictions.csv")
-        card["metrics"] = {"test": result, "test_data": {"path": cfg.test_data, **result["data"]}}
-        card_path = out_dir / f"{model.spec.name}.json"
-        card_path.write_text(json.dumps(card, indent=2))
-        log(format_report(result))
+        result = evaluate_model(predictor, cfg.test_data, out_csv=out_dir / f"{model.spec.name}.predictions.csv")
+        metrics.update(test=result, test_data={"path": cfg.test_data, **result["data"]})
+        log("literature test split:\n" + format_report(result))
+    if cfg.external_data and Path(cfg.external_data).exists():
+        result = evaluate_model(predictor, cfg.external_data)
+        metrics.update(external=result, external_data={"path": cfg.external_data, **result["data"]})
+        log("external cohort:\n" + format_report(result))
+    if metrics:
+        card["metrics"] = metrics
+        write_json_atomic(card_path, card)
     return card
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to a temporary file beside `path`, then rename it over `path`."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
 
 
 def hardware() -> str:

@@ -70,7 +70,7 @@ def _stem(spec: ModelSpec, model: nn.Module) -> "OrderedDict[str, nn.Module]":
 
 
 def _finish(spec: ModelSpec, stages: "OrderedDict[str, nn.Module]", channels: int) -> MRINet:
-    stages["head"] = make_head(spec.head, channels, spec.num_classes, spec.head_dropout)
+    stages["head"] = make_head(spec.head, channels, spec.num_classes, spec.head_dropout, spec.output)
     net = MRINet(spec, stages)
     net.freeze_prefix()
     return net

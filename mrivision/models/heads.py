@@ -81,11 +81,50 @@ class NeuroStageHead(nn.Module):
         return self.classifier(self.block(x))
 
 
+class CumulativeLink(nn.Module):
+    """Ordinal output (cumulative-link model): one severity score s per image and ordered cut
+    points t_1 < ... < t_{K-1}; P(stage <= k) = sigmoid(t_k - s). Returns log class probabilities,
+    so the rest of the code (softmax, temperature, cross-entropy) treats them as logits."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.first = nn.Parameter(torch.tensor(-1.0))
+        self.gaps = nn.Parameter(torch.ones(num_classes - 2))
+
+    def forward(self, score: torch.Tensor) -> torch.Tensor:
+        cuts = torch.cat([self.first.reshape(1), self.first + torch.cumsum(nn.functional.softplus(self.gaps), 0)])
+        cdf = torch.sigmoid(cuts[None, :] - score)  # (N, K-1)
+        ones, zeros = torch.ones_like(score), torch.zeros_like(score)
+        probs = torch.cat([cdf, ones], 1) - torch.cat([zeros, cdf], 1)
+        return torch.log(probs.clamp_min(1e-7))
+
+
+class OrdinalHead(nn.Module):
+    """A head with one output (the severity score) followed by the cumulative link. The inner
+    head's layers keep their names (`head.block` stays a CAM target)."""
+
+    def __init__(self, head: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        for name, child in head.named_children():
+            self.add_module(name, child)
+        object.__setattr__(self, "_score", head)  # not registered twice: its children are ours
+        self.link = CumulativeLink(num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.link(self._score(x))
+
+
 HEADS = {"linear": LinearHead, "dense": DenseHead, "neurostage": NeuroStageHead}
 
 
-def make_head(kind: str, in_ch: int, num_classes: int, dropout: float) -> nn.Module:
+def make_head(kind: str, in_ch: int, num_classes: int, dropout: float, output: str = "softmax") -> nn.Module:
+    """The named head; `output="ordinal"` ends it in a cumulative link over the ordered classes."""
     try:
-        return HEADS[kind](in_ch, num_classes, dropout=dropout)
+        cls = HEADS[kind]
     except KeyError:
         raise KeyError(f"unknown head {kind!r}; one of {', '.join(HEADS)}") from None
+    if output == "ordinal" and num_classes > 2:
+        return OrdinalHead(cls(in_ch, 1, dropout=dropout), num_classes)
+    if output not in ("softmax", "ordinal"):
+        raise ValueError(f"unknown output {output!r} (softmax or ordinal)")
+    return cls(in_ch, num_classes, dropout=dropout)

@@ -1,0 +1,129 @@
+"""Subject-level K-fold cross-validation (`mrivision cv --config ...`): the selection signal.
+
+Folds are drawn over subjects (scan groups, or pseudo-scans found by image similarity in
+`train/`), stratified by class, so no subject is on both sides of a fold. Each fold's model
+early-stops on an inner subject-level split of its own training folds, never on the fold it is
+scored on; every subject is predicted once by a model that never saw it (out-of-fold predictions,
+`runs/NAME/cv/oof.csv`). The frozen prefix is shared by every fold, so its features are cached
+once for all of them. Finished folds are kept (`fold{k}/done.json`) and skipped on `--resume`.
+
+The result is the card's `metrics.cv`: the evaluation protocol (`evaluate.evaluate_predictions`)
+on the out-of-fold predictions, with 95% CIs by bootstrap over subjects. The K fold models can
+ship together as one model (`ensemble_model`): the shared prefix and K trainable parts.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from .data import Sample, group_split
+from .evaluate import apply_temperature, evaluate_predictions, fit_temperature, format_report, predictions_table
+from .models import create_model
+from .train import FeatureSource, TrainConfig, build_spec, fit, prepare_data, run_logits, set_seed
+from .transforms import frame
+
+
+def subject_folds(samples: Sequence[Sample], k: int, seed: int = 0) -> np.ndarray:
+    """Fold index (0..k-1) per sample: subjects (groups) dealt round-robin within each class after a
+    seeded shuffle, so every fold gets its share of each class and no subject is split."""
+    if k < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {k}")
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[str]] = {}
+    for s in samples:
+        by_class.setdefault(s.label, [])
+        if s.group not in by_class[s.label]:
+            by_class[s.label].append(s.group)
+    fold_of: dict[str, int] = {}
+    offset = 0
+    for label in sorted(by_class):
+        groups = sorted(by_class[label])
+        rng.shuffle(groups)
+        for i, g in enumerate(groups):
+            fold_of[g] = (offset + i) % k
+        offset += len(groups)  # continue the deal where the last class stopped (balanced fold sizes)
+    return np.array([fold_of[s.group] for s in samples])
+
+
+def check_disjoint(samples: Sequence[Sample], train_idx: Sequence[int], held_idx: Sequence[int]) -> None:
+    """Refuse a split where a subject appears on both sides (the leakage check)."""
+    shared = {samples[i].group for i in train_idx} & {samples[i].group for i in held_idx}
+    if shared:
+        raise ValueError(f"{len(shared)} subject(s) on both sides of a split, e.g. {sorted(shared)[:3]}")
+
+
+def cross_validate(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the K folds (resuming finished ones) and return `metrics.cv`; writes `runs/NAME/cv/`."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    set_seed(cfg.seed)
+    spec = build_spec(cfg)
+    cv_dir = Path(cfg.run_dir) / cfg.run_name / "cv"
+    cv_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    samples, images, _, _ = prepare_data(cfg, spec.class_names)
+    labels = np.array([s.label for s in samples])
+    groups = [s.group for s in samples]
+    folds = subject_folds(samples, cfg.folds, cfg.seed)
+    n_subjects = len(set(groups))
+    log(f"{cfg.folds}-fold subject-level CV: {len(samples)} slices, {n_subjects} subjects")
+
+    model = create_model(spec, pretrained=True)
+    initial = copy.deepcopy(model.trainable_part().state_dict())
+    t0 = time.time()
+    source = FeatureSource(model, [frame(im, spec)[0] for im in images], cfg)
+    cache_s = time.time() - t0
+    oof = np.zeros((len(samples), spec.num_classes))
+    fold_rows = []
+    for k in range(cfg.folds):
+        fold_dir = cv_dir / f"fold{k}"
+        held = np.flatnonzero(folds == k)
+        rest = np.flatnonzero(folds != k)
+        inner_tr, inner_va = group_split([samples[i] for i in rest], cfg.val_fraction, cfg.seed + k)
+        pos = {s.name: int(i) for s, i in zip((samples[i] for i in rest), rest)}
+        tr_idx, va_idx = [pos[s.name] for s in inner_tr], [pos[s.name] for s in inner_va]
+        check_disjoint(samples, rest, held)
+        check_disjoint(samples, tr_idx, va_idx)
+        done = fold_dir / "done.json"
+        if resume and done.is_file():
+            row = json.loads(done.read_text())
+            oof[held] = np.load(fold_dir / "oof.npy")
+            log(f"fold {k}: done earlier (best epoch {row['best_epoch']})")
+        else:
+            model.trainable_part().load_state_dict(initial)
+            log(f"fold {k}: {len(tr_idx)} train / {len(va_idx)} inner-val / {len(held)} held-out slices")
+            result = fit(model, source, labels, tr_idx, va_idx, cfg, fold_dir, resume, log)
+            temperature = fit_temperature(result.val_logits, labels[va_idx])
+            oof[held] = apply_temperature(run_logits(model.trainable_part(), source, held), temperature)
+            np.save(fold_dir / "oof.npy", oof[held])
+            row = {"fold": k, "best_epoch": result.state["best_epoch"], "epochs_run": result.state["epoch"],
+                   "temperature": temperature, "n_train": len(tr_idx), "n_inner_val": len(va_idx),
+                   "n_held_out": int(len(held)), "subjects_held_out": len({groups[i] for i in held})}
+            done.write_text(json.dumps(row, indent=2))
+        fold_rows.append(row)
+    result = evaluate_predictions(labels, oof, spec.class_names, groups)
+    predictions_table([s.name for s in samples], groups, labels, oof, spec.class_names).to_csv(cv_dir / "oof.csv", index=False)
+    log("cross-validation (out of fold):\n" + format_report(result))
+    summary = {"folds": cfg.folds, "n_subjects": n_subjects, "seed": cfg.seed, **result,
+               "per_fold": fold_rows, "tta_hflip": False, "feature_cache_seconds": round(cache_s),
+               "seconds": round(time.time() - started),
+               "protocol": "subject-level K-fold over train/ pseudo-subjects, stratified by class; each fold "
+                           "early-stops on an inner subject-level split of its training folds"}
+    (cv_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def fold_parts(cv_dir: Path, k: int) -> list[dict[str, torch.Tensor]]:
+    """The trainable parts' best weights of the K folds."""
+    return [torch.load(cv_dir / f"fold{i}" / "best.pt", map_location="cpu", weights_only=True) for i in range(k)]
+
+
+def ship_ensemble(cfg: TrainConfig, summary: dict[str, Any]) -> dict[str, Any]:
+    """Not yet available in this build."""
+    raise NotImplementedError
