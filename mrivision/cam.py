@@ -1,8 +1,9 @@
 """Grad-CAM family heatmaps for one slice, at the slice's own resolution, and a colour overlay.
 
 The methods are pytorch-grad-cam's (one module per method there); `METHODS` names them. Our
-models see a letterboxed slice (`transforms.fit_to_size`), so `explain` crops the padding off
-the heatmap and resizes it back: the heatmap lines up pixel for pixel with the slice passed in.
+models see the slice framed on their canvas (`mrivision.framing`: canonical or letterboxed), so
+`explain` maps the heatmap back through the same frame: it lines up pixel for pixel with the slice
+passed in (zero outside the brain's box under canonical framing).
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from .models import MRINet
-from .transforms import batch_array
+from .framing import Frame, unframe
+from .transforms import frame, normalise
 
 METHODS: dict[str, type] = {
     "gradcam": GradCAM,
@@ -89,27 +91,13 @@ def _gradients_to_input_only(model: torch.nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _letterbox_box(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(top, left, height, width) of the slice inside the `fit_to_size` canvas (same arithmetic)."""
-    h, w = shape
-    th, tw = size
-    if (h, w) == (th, tw):
-        return 0, 0, h, w
-    scale = min(th / h, tw / w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    return (th - nh) // 2, (tw - nw) // 2, nh, nw
-
-
-def _unletterbox(heat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Crop the padding off a model-resolution heatmap, resize to `shape`, rescale to [0,1]."""
-    top, left, nh, nw = _letterbox_box(shape, heat.shape)
-    crop = np.nan_to_num(heat[top:top + nh, left:left + nw].astype(np.float32), nan=0.0)
-    if crop.shape != tuple(shape):
-        crop = cv2.resize(crop, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-    lo, hi = float(crop.min()), float(crop.max())
+def _to_input(heat: np.ndarray, frame: Frame) -> np.ndarray:
+    """A canvas heatmap back on the input slice (`framing.unframe`), rescaled to [0,1]."""
+    out = unframe(heat, frame)
+    lo, hi = float(out.min()), float(out.max())
     if hi - lo < 1e-6:  # constant map: nothing is highlighted
-        return np.zeros(shape, np.float32)
-    return np.clip((crop - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+        return np.zeros(frame.shape, np.float32)
+    return np.clip((out - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
 def explain(model: MRINet, img: np.ndarray, method: str = "gradcam", target: int | None = None,
@@ -134,22 +122,23 @@ def explain(model: MRINet, img: np.ndarray, method: str = "gradcam", target: int
         raise ValueError(f"target class {target} is out of range for {n_classes} classes")
 
     device = next(model.parameters()).device
-    x = torch.from_numpy(batch_array([img], model.spec)).to(device).requires_grad_(True)
-    layer = model.target_layer()
+    canvas, placed = frame(img, model.spec)
+    x = torch.from_numpy(normalise([canvas], model.spec)).to(device).requires_grad_(True)
+    layers = model.target_layers()
     targets = None if target is None else [ClassifierOutputTarget(int(target))]
     with _gradients_to_input_only(model):
-        cam = cam_class(model=model, target_layers=[layer])
+        cam = cam_class(model=model, target_layers=layers)
         # Swap in thread-filtered hooks. Released in `finally` rather than by `with cam:`, whose
         # __exit__ swallows IndexError (pytorch-grad-cam prints it and returns True).
         cam.activations_and_grads.release()
-        cam.activations_and_grads = _OwnThreadActivations(model, [layer])
+        cam.activations_and_grads = _OwnThreadActivations(model, layers)
         cam.batch_size = batch_size  # read by ScoreCAM only
         try:
             heat = cam(input_tensor=x, targets=targets, aug_smooth=aug_smooth)[0]
         finally:
             cam.activations_and_grads.release()
             cam.outputs = None  # drop the retained graph now rather than at garbage collection
-    return _unletterbox(heat, img.shape)
+    return _to_input(heat, placed)
 
 
 def overlay(img: np.ndarray, heat: np.ndarray, alpha: float = 0.45, colormap: str = "jet") -> np.ndarray:

@@ -14,6 +14,7 @@ ship together as one model (`ensemble_model`): the shared prefix and K trainable
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .data import Sample, group_split
+from .data import Sample, fingerprint, group_split
 from .evaluate import apply_temperature, evaluate_predictions, fit_temperature, format_report, predictions_table
 from .models import create_model
 from .train import FeatureSource, TrainConfig, build_spec, fit, prepare_data, run_logits, set_seed
@@ -124,6 +125,42 @@ def fold_parts(cv_dir: Path, k: int) -> list[dict[str, torch.Tensor]]:
     return [torch.load(cv_dir / f"fold{i}" / "best.pt", map_location="cpu", weights_only=True) for i in range(k)]
 
 
-def ship_ensemble(cfg: TrainConfig, summary: dict[str, Any]) -> dict[str, Any]:
-    """Not yet available in this build."""
-    raise NotImplementedError
+def ship_ensemble(cfg: TrainConfig, summary: dict[str, Any], log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Write the K fold models as one shipped model (shared frozen prefix, mean of the K trainable
+    parts' logits), with `metrics.cv` from their out-of-fold predictions, and evaluate it on the
+    literature's test split and the external cohort (`train.card_with_test_metrics`)."""
+    from .ood import fit_ood
+    from .train import card_with_test_metrics, code_version, hardware, peak_rss_mb
+
+    spec = build_spec(cfg).replace(ensemble=cfg.folds)
+    cv_dir = Path(cfg.run_dir) / cfg.run_name / "cv"
+    model = create_model(spec, pretrained=True)
+    for member, state in zip(model.body.get_submodule("members").members, fold_parts(cv_dir, cfg.folds)):
+        member.load_state_dict(state)
+    model.eval()
+    samples, images, _, _ = prepare_data(cfg, spec.class_names)
+    canvases = [frame(im, spec)[0] for im in images]
+    folds = summary["per_fold"]
+    card = {
+        "description": f"{spec.description} Ensemble of the {cfg.folds} subject-level cross-validation fold models.",
+        "class_names": list(spec.class_names),
+        # each fold's temperature was fitted on its inner validation split; none is left for the ensemble
+        "temperature": float(np.mean([f["temperature"] for f in folds])),
+        "preprocessing": {"input_size": list(spec.input_size), "mean": spec.mean, "std": spec.std,
+                          "resize": "canonical framing (brain found, cropped, placed; intensities mapped)",
+                          "framing": spec.framing, "tta_hflip": cfg.tta_hflip},
+        "training": {"config": dataclasses.asdict(cfg), "ensemble_of": f"{cfg.folds} fold models of `mrivision cv`",
+                     "per_fold": folds, "seconds": summary["seconds"],
+                     "feature_cache_seconds": summary["feature_cache_seconds"], "hardware": hardware(),
+                     "peak_rss_mb": round(peak_rss_mb()),
+                     "split": f"{cfg.folds}-fold subject-level CV over pseudo-scan groups from train/",
+                     "n_train": len(samples), "monitor": cfg.monitor},
+        "data": {"train": fingerprint(samples)},
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in model.trainable_part().parameters()),
+        "code_version": code_version(),
+        "metrics": {"cv": {**summary, "estimates": "the recipe: each subject predicted by the one fold model "
+                                                   "that never saw it (the ensemble itself saw every subject)"}},
+        "ood": fit_ood(canvases, framing=spec.framing),
+    }
+    return card_with_test_metrics(model, card, cfg, Path(cfg.out_dir), log)

@@ -20,7 +20,8 @@ from .io import load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".dcm", ".nii", ".gz"}
 MIN_GROUPS_FOR_VAL = 4
-GROUP_COLUMNS = ("group", "subject_id", "subject", "participant_id")  # a manifest's grouping column, first found
+GROUP_COLUMNS = ("group", "scan", "session_id", "subject_id", "subject", "participant_id")  # scan column, first found
+SUBJECT_COLUMNS = ("subject_id", "subject", "participant_id")  # the person, when scans are sessions of one
 _SCAN_NAME = re.compile(r"^(?P<slice>\d+)(?: \((?P<scan>\d+)\))?\.[A-Za-z]+$")
 
 
@@ -30,8 +31,9 @@ class Sample:
 
     source: str | bytes
     label: int
-    group: str
+    group: str  # the scan (session) the slice belongs to
     name: str
+    subject: str = ""  # the person, when one has several scans ("" : the scan is the subject)
 
 
 def scan_group(class_name: str, filename: str) -> str | None:
@@ -121,6 +123,7 @@ def _from_manifest(path: Path, class_names: Sequence[str], label_names: Sequence
     if not {"path", "label"} <= set(df.columns):
         raise ValueError(f"{path.name}: a manifest needs columns path,label[,group], found {list(df.columns)}")
     group_col = next((c for c in GROUP_COLUMNS if c in df.columns), None)
+    subject_col = next((c for c in SUBJECT_COLUMNS if c in df.columns), None)
     samples = []
     for i, row in df.iterrows():
         file = (path.parent / str(row["path"])).resolve()
@@ -128,12 +131,20 @@ def _from_manifest(path: Path, class_names: Sequence[str], label_names: Sequence
         value = int(raw) if str(raw).strip().lstrip("-").isdigit() else str(raw)
         label = _label_from_value(value, class_names, label_names)
         group = str(row[group_col]) if group_col and not _isna(row[group_col]) else str(row["path"])
-        samples.append(Sample(str(file), label, group, str(row["path"])))
+        subject = str(row[subject_col]) if subject_col and not _isna(row[subject_col]) else ""
+        samples.append(Sample(str(file), label, group, str(row["path"]), subject))
     return samples
 
 
 def _isna(value: object) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def subjects_of(samples: Sequence[Sample]) -> list[str] | None:
+    """Each sample's subject for the bootstrap, or None when every scan is its own subject."""
+    if not any(s.subject for s in samples):
+        return None
+    return [s.subject or s.group for s in samples]
 
 
 def read_sample(sample: Sample) -> np.ndarray:

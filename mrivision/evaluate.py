@@ -34,6 +34,8 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from .stages import expected_stage
+
 CONFIDENCE = 0.95
 MAX_ROC_POINTS = 200
 _PROB_SUM_TOLERANCE = 1e-3
@@ -258,14 +260,6 @@ def _binary_metrics(y: np.ndarray, p_positive: np.ndarray, threshold: float, pos
     }
 
 
-def expected_stage(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Expected stage (0 = first class ... k-1) and its spread (standard deviation) per row."""
-    p = np.asarray(probs, dtype=float)
-    stages = np.arange(p.shape[1])
-    mean = p @ stages
-    return mean, np.sqrt(np.maximum(p @ stages ** 2 - mean ** 2, 0.0))
-
-
 def _impaired_auc(y: np.ndarray, p: np.ndarray) -> float | None:
     impaired = y > 0
     if impaired.all() or not impaired.any():
@@ -273,24 +267,51 @@ def _impaired_auc(y: np.ndarray, p: np.ndarray) -> float | None:
     return float(roc_auc_score(impaired, 1.0 - p[:, 0]))
 
 
-def _binary_auc(y: np.ndarray, p: np.ndarray, groups: Sequence[str], scan_y: np.ndarray, scan_p: np.ndarray,
-                n_boot: int, seed: int) -> dict:
-    """Impaired-vs-first-class AUC at slice and scan level, with a scan-bootstrap percentile CI."""
+def _binary_auc(y: np.ndarray, p: np.ndarray, slice_scan: np.ndarray, scan_y: np.ndarray, scan_p: np.ndarray,
+                subject_of_scan: np.ndarray, n_boot: int, seed: int) -> dict:
+    """Impaired-vs-first-class AUC at slice and scan level, with a subject-bootstrap percentile CI."""
     out: dict = {"slice": _impaired_auc(y, p), "scan": _impaired_auc(scan_y, scan_p), "ci": None}
     if n_boot <= 0:
         return out
-    _, slice_scan = _group_index(groups)
-    members = [np.flatnonzero(slice_scan == g) for g in range(len(scan_y))]
+    n_subjects = int(subject_of_scan.max()) + 1
+    scans_of = [np.flatnonzero(subject_of_scan == u) for u in range(n_subjects)]
+    slices_of = [np.flatnonzero(np.isin(slice_scan, scans)) for scans in scans_of]
     rng = np.random.default_rng(seed + 1)
     reps: dict[str, list[float]] = {"slice": [], "scan": []}
     for _ in range(n_boot):
-        draw = rng.integers(0, len(scan_y), len(scan_y))
-        rows = np.concatenate([members[g] for g in draw])
-        for level, value in (("slice", _impaired_auc(y[rows], p[rows])), ("scan", _impaired_auc(scan_y[draw], scan_p[draw]))):
+        draw = rng.integers(0, n_subjects, n_subjects)
+        rows = np.concatenate([slices_of[u] for u in draw])
+        scans = np.concatenate([scans_of[u] for u in draw])
+        for level, value in (("slice", _impaired_auc(y[rows], p[rows])), ("scan", _impaired_auc(scan_y[scans], scan_p[scans]))):
             if value is not None:
                 reps[level].append(value)
     tail = 50.0 * (1.0 - CONFIDENCE)
     out["ci"] = {level: _percentile_interval(np.asarray(v, float), tail) for level, v in reps.items()}
+    return out
+
+
+def _subject_of_scan(slice_scan: np.ndarray, n_scans: int, subjects: Sequence[str] | None) -> np.ndarray:
+    """Index of each scan's subject (each scan its own subject without `subjects`)."""
+    if subjects is None:
+        return np.arange(n_scans)
+    if len(subjects) != len(slice_scan):
+        raise ValueError(f"subjects has {len(subjects)} entries but there are {len(slice_scan)} slices")
+    _, slice_subject = _group_index(subjects)
+    out = np.full(n_scans, -1)
+    out[slice_scan] = slice_subject
+    if np.any(out[slice_scan] != slice_subject):
+        raise ValueError("a scan's slices are assigned to different subjects")
+    return out
+
+
+def _by_subject(per_scan: Mapping[str, np.ndarray], subject_of_scan: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-scan confusion counts summed per subject (the bootstrap's unit)."""
+    n = int(subject_of_scan.max()) + 1
+    out = {}
+    for level, cms in per_scan.items():
+        acc = np.zeros((n, *cms.shape[1:]), dtype=cms.dtype)
+        np.add.at(acc, subject_of_scan, cms)
+        out[level] = acc
     return out
 
 
@@ -304,8 +325,12 @@ def evaluate_predictions(
     n_boot: int = 1000,
     seed: int = 0,
     threshold: float = 0.5,
+    subjects: Sequence[str] | None = None,
 ) -> dict:
     """Run the full protocol on slice probabilities; ``groups`` are scan ids (None: one scan per slice).
+
+    ``subjects`` (one per slice, constant within a scan; None: each scan is its own subject) is the
+    bootstrap unit: a subject with several scans (sessions) is drawn with all of them.
 
     ``n_boot=0`` skips the bootstrap (``ci`` is then None). See the module docstring for conventions.
     """
@@ -315,6 +340,7 @@ def evaluate_predictions(
     scan_probs, scan_y, scan_ids = aggregate_by_group(p, y, groups)
     _, slice_scan = _group_index(groups)
     n_scans = len(scan_ids)
+    subject_of_scan = _subject_of_scan(slice_scan, n_scans, subjects)
     per_scan = {
         "slice": _group_confusions(slice_scan, y, p.argmax(axis=1), n_scans, k),
         "scan": _group_confusions(np.arange(n_scans), scan_y, scan_probs.argmax(axis=1), n_scans, k),
@@ -335,11 +361,12 @@ def evaluate_predictions(
             "brier": float(np.mean(np.sum((p - onehot) ** 2, axis=1))),
         },
         "scan": {**_confusion_summary(per_scan["scan"].sum(axis=0), names), "n_scans": n_scans},
-        "ci": bootstrap_ci(per_scan, n_boot=n_boot, seed=seed) if n_boot > 0 else None,
-        "bootstrap": {"n_boot": n_boot, "seed": seed, "confidence": CONFIDENCE, "unit": "scan"},
+        "ci": bootstrap_ci(_by_subject(per_scan, subject_of_scan), n_boot=n_boot, seed=seed) if n_boot > 0 else None,
+        "bootstrap": {"n_boot": n_boot, "seed": seed, "confidence": CONFIDENCE,
+                      "unit": "scan" if subjects is None else "subject", "n_units": int(subject_of_scan.max()) + 1},
         "calibration": {"ece": ece, "n_bins": len(bins), "bins": bins},
         "roc": roc,
-        "binary_auc": _binary_auc(y, p, groups, scan_y, scan_probs, n_boot, seed),
+        "binary_auc": _binary_auc(y, p, slice_scan, scan_y, scan_probs, subject_of_scan, n_boot, seed),
     }
     stage, spread = expected_stage(p)
     result["slice"]["expected_stage_mae"] = float(np.mean(np.abs(stage - y)))
@@ -376,7 +403,7 @@ def format_report(result: dict) -> str:
     names = result["class_names"]
     boot = result["bootstrap"]
     ci_note = (
-        f"{boot['confidence']:.0%} CI: percentile bootstrap over scans, n={boot['n_boot']}, seed={boot['seed']}"
+        f"{boot['confidence']:.0%} CI: percentile bootstrap over {boot.get('unit', 'scan')}s, n={boot['n_boot']}, seed={boot['seed']}"
         if result.get("ci")
         else "no bootstrap"
     )
@@ -388,7 +415,16 @@ def format_report(result: dict) -> str:
     lines.append(f"{'':<{label_width}}{'slice':<26}{'scan':<26}")
     for label, key in headline:
         lines.append(f"{label:<{label_width}}{_with_ci(result, 'slice', key):<26}{_with_ci(result, 'scan', key):<26}")
+    for label, key in (("quadratic kappa", "quadratic_kappa"), ("stage MAE", "stage_mae")):
+        if key in result["slice"]:
+            lines.append(f"{label:<{label_width}}{_with_ci(result, 'slice', key):<26}{_with_ci(result, 'scan', key):<26}")
     s = result["slice"]
+    b = result.get("binary_auc")
+    if b:
+        ci = b.get("ci") or {}
+        cell = {lvl: _fmt(b[lvl]) + (f" [{_fmt(ci[lvl][0])}, {_fmt(ci[lvl][1])}]" if ci.get(lvl) else "")
+                for lvl in ("slice", "scan")}
+        lines.append(f"{'impaired AUC':<{label_width}}{cell['slice']:<26}{cell['scan']:<26}")
     lines += [
         "",
         f"ROC AUC (macro, one-vs-rest): {_fmt(s['roc_auc_macro'])}   ECE: {_fmt(result['calibration']['ece'])}"

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .data import fingerprint, load_dataset, read_sample
+from .data import fingerprint, load_dataset, read_sample, subjects_of
 from .evaluate import evaluate_predictions, predictions_table
 from .predictor import Predictor
 
@@ -20,7 +20,7 @@ def evaluate_model(predictor: Predictor, data: str | Path, out_csv: str | Path |
     ])
     y = [s.label for s in samples]
     groups = [s.group for s in samples]
-    result = evaluate_predictions(y, probs, predictor.class_names, groups, n_boot=n_boot)
+    result = evaluate_predictions(y, probs, predictor.class_names, groups, n_boot=n_boot, subjects=subjects_of(samples))
     result["data"] = fingerprint(samples)
     if out_csv is not None:
         predictions_table([s.name for s in samples], groups, y, probs, predictor.class_names).to_csv(out_csv, index=False)

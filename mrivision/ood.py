@@ -26,6 +26,7 @@ Everything the detector needs is a small JSON dict (the card's ``ood``, about 25
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import cv2
@@ -33,7 +34,7 @@ import numpy as np
 
 from .transforms import fit_to_size
 
-VERSION = 2
+VERSION = 3  # 3: statistics of the canonically framed canvas (2: of the letterboxed slice)
 STAT_NAMES = ("background_fraction", "border_mean", "foreground_mean", "foreground_std", "foreground_p10",
               "foreground_p50", "foreground_p90", "edge_energy", "fine_texture", "left_right_symmetry",
               "centre_mass_x", "centre_mass_y", "template_correlation", "largest_component", "solidity",
@@ -44,8 +45,8 @@ _FG = 0.08  # foreground threshold on [0, 1] intensities
 _SHRINK = 0.05
 _STD_FLOOR = 0.01  # statistics are on a 0-1 scale: a spread below this is treated as this
 
-WARNING_OOD = ("This image looks unlike the axial brain MRI slices the model was trained on "
-               "(skull-stripped slices on a black background); the prediction is probably meaningless.")
+WARNING_OOD = ("This image looks unlike the axial brain MRI slices the model was trained on; "
+               "the prediction is probably meaningless.")
 WARNING_UNCERTAIN = "The model is uncertain: no stage has more than 50% probability."
 
 
@@ -158,7 +159,9 @@ def fit_ood(images: Sequence[np.ndarray], quantile: float = 0.99, folds: int = 5
         m, s, inv = _fit_gaussian(np.concatenate([stats[fold != f], copies[copy_fold != f]]))
         held_out.append(_mahalanobis((np.concatenate([stats[fold == f], copies[copy_fold == f]]) - m) / s, inv))
     mean, std, inv = _fit_gaussian(np.concatenate([stats, copies]))
-    return {"version": VERSION, "method": "Mahalanobis distance over slice statistics",
+    return {"version": VERSION if framing == "canonical" else 2, "framing": framing,
+            "method": "Mahalanobis distance over slice statistics"
+                      + (" of the canonically framed slice" if framing == "canonical" else ""),
             "stat_names": list(STAT_NAMES), "mean": mean.tolist(), "std": std.tolist(), "inv_cov": inv.tolist(),
             "shrinkage": _SHRINK, "threshold": float(np.quantile(np.concatenate(held_out), quantile)),
             "quantile": quantile, "n_fit": len(images), "jitters": jitters, "folds": folds,
@@ -167,13 +170,18 @@ def fit_ood(images: Sequence[np.ndarray], quantile: float = 0.99, folds: int = 5
             "template": np.round(template, 4).tolist()}
 
 
-def ood_distance(img: np.ndarray, ood: dict[str, Any]) -> float:
-    """Mahalanobis distance of the slice's statistics to the training slices' (larger: stranger)."""
+def _z(img: np.ndarray, ood: dict[str, Any]) -> np.ndarray:
     template = np.asarray(ood["template"], np.float32)
+    return (slice_stats(img, template) - np.asarray(ood["mean"])) / np.asarray(ood["std"])
+
+
+def ood_distance(img: np.ndarray, ood: dict[str, Any]) -> float:
+    """Mahalanobis distance of the slice's statistics to the training slices' (larger: stranger).
+
+    For a version-3 detector `img` is the slice as framed for the model (`transforms.frame`)."""
     if ood.get("version", 1) < 2:
-        return _legacy_distance(img, ood, template)
-    z = (slice_stats(img, template) - np.asarray(ood["mean"])) / np.asarray(ood["std"])
-    d = float(_mahalanobis(z, np.asarray(ood["inv_cov"]))[0])
+        return _legacy_distance(img, ood, np.asarray(ood["template"], np.float32))
+    d = float(_mahalanobis(_z(img, ood), np.asarray(ood["inv_cov"]))[0])
     return d if np.isfinite(d) else float("inf")
 
 
@@ -186,11 +194,66 @@ def is_out_of_distribution(img: np.ndarray, ood: dict[str, Any]) -> bool:
     return ood_distance(img, ood) > float(ood["threshold"])
 
 
-def ood_warnings(img: np.ndarray, probs: np.ndarray, ood: dict[str, Any] | None) -> list[str]:
+# What a statistic far from the training slices means, in plain words (by STAT_NAMES prefix).
+_PLAIN = {
+    "background": "little of it is dark background",
+    "border": "the picture's edges are not dark background",
+    "foreground": "its brightness is unlike brain tissue on a T1 MRI",
+    "edge": "its edges are unlike a brain slice",
+    "fine": "its fine texture is unlike the folds of a brain",
+    "left": "it is not left-right symmetric like an axial brain slice",
+    "centre": "its content is off-centre",
+    "template": "its layout is unlike an axial brain slice",
+    "largest": "it falls apart into several pieces",
+    "solidity": "its outline is unlike a brain's",
+    "log": "it holds many separate pieces (text or a pattern?)",
+    "extent": "its outline is unlike a brain's",
+}
+
+
+@dataclass(frozen=True)
+class OODResult:
+    """Whether a slice looks unlike the training slices, how strongly (score > 1: flagged), and why."""
+
+    out_of_distribution: bool
+    score: float
+    reasons: tuple[str, ...] = ()
+
+
+def assess(canvas: np.ndarray, ood: dict[str, Any] | None, brain_found: bool = True,
+           original: np.ndarray | None = None) -> OODResult | None:
+    """The OOD verdict for a slice framed for the model (`canvas`); None without a detector.
+
+    A version-2 detector judges the `original` slice (it was fitted on letterboxed slices)."""
+    if not ood:
+        return None
+    if not brain_found:
+        return OODResult(True, float("inf"), ("no brain-like object was found in it (blank, flat or tiny)",))
+    img = canvas if ood.get("version", 1) >= 3 or original is None else original
+    score = ood_score(img, ood)
+    if not score > 1.0:
+        return OODResult(False, float(score))
+    reasons: list[str] = []
+    if ood.get("version", 1) >= 2:
+        z = np.abs(_z(img, ood))
+        for i in np.argsort(-z)[:3]:
+            text = _PLAIN[STAT_NAMES[i].split("_")[0]]
+            if z[i] > 3 and text not in reasons:
+                reasons.append(text)
+    return OODResult(True, float(score), tuple(reasons))
+
+
+def ood_message(result: OODResult) -> str:
+    """The warning shown for a flagged slice, naming what is unusual."""
+    why = "; ".join(result.reasons) if result.reasons else "its overall statistics are unusual"
+    return f"{WARNING_OOD} What is unusual: {why}."
+
+
+def ood_warnings(result: OODResult | None, probs: np.ndarray) -> list[str]:
     """Plain-language warnings for the Predict page and the CLI."""
     warnings = []
-    if ood and is_out_of_distribution(img, ood):
-        warnings.append(WARNING_OOD)
+    if result is not None and result.out_of_distribution:
+        warnings.append(ood_message(result))
     if float(np.max(probs)) < 0.5:
         warnings.append(WARNING_UNCERTAIN)
     return warnings

@@ -19,7 +19,9 @@ from .cards import list_shipped, read_card, resolve, verify_weights
 from .errors import ModelLoadError
 from .onnx_engine import OnnxEngine, load_engine
 from .spec import ModelSpec
-from .transforms import batch_array
+from .stages import expected_stage
+from .ood import assess, ood_warnings
+from .transforms import frame, normalise
 
 if TYPE_CHECKING:
     from .fast_inference import LazyFast
@@ -35,6 +37,10 @@ class Prediction:
     model: str
     confidence: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    out_of_distribution: bool = False  # the input looks unlike the training slices (see `warnings`)
+    ood_score: float | None = None  # OOD distance over its threshold (> 1: flagged); None without a detector
+    expected_stage: float = 0.0  # sum_k k * P(class k), k = 0 (first class) ... K-1: a severity score
+    stage_spread: float = 0.0  # standard deviation of the stage under the probabilities
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -132,9 +138,13 @@ class Predictor:
 
     def logits(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """Raw logits (N, classes); averaged over a horizontal flip when the card asks for TTA."""
+        return self.canvas_logits([frame(im, self.spec)[0] for im in images], batch_size)
+
+    def canvas_logits(self, canvases: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """`logits` of slices already framed for the model (`transforms.frame`)."""
         out = []
-        for i in range(0, len(images), batch_size):
-            x = batch_array(images[i:i + batch_size], self.spec)
+        for i in range(0, len(canvases), batch_size):
+            x = normalise(canvases[i:i + batch_size], self.spec)
             y = self.forward(x)
             if self.tta:
                 y = (y + self.forward(x[..., ::-1])) / 2
@@ -186,21 +196,22 @@ class Predictor:
         return softmax(self.logits(images, batch_size) / self.temperature)
 
     def predict(self, img: np.ndarray) -> Prediction:
-        probs = self.predict_proba([img])[0]
+        canvas, placed = frame(img, self.spec)
+        probs = softmax(self.canvas_logits([canvas]) / self.temperature)[0]
         k = int(probs.argmax())
+        ood = assess(canvas, self.card.get("ood"), placed.brain_found, original=img)
+        stage, spread = expected_stage(probs[None])
         return Prediction(
             label=self.class_names[k],
             probabilities={c: float(p) for c, p in zip(self.class_names, probs)},
             model=self.name,
             confidence=float(probs[k]),
-            warnings=tuple(self.input_warnings(img, probs)),
+            warnings=tuple(ood_warnings(ood, probs)),
+            out_of_distribution=bool(ood and ood.out_of_distribution),
+            ood_score=None if ood is None else ood.score,
+            expected_stage=float(stage[0]),
+            stage_spread=float(spread[0]),
         )
-
-    def input_warnings(self, img: np.ndarray, probs: np.ndarray) -> list[str]:
-        """Plain-language warnings when the input looks unlike the training data."""
-        from .ood import ood_warnings
-
-        return ood_warnings(img, probs, self.card.get("ood"))
 
     def explain(self, img: np.ndarray, method: str = "gradcam", target: int | str | None = None,
                 aug_smooth: bool = False) -> np.ndarray:

@@ -30,6 +30,7 @@ class ModelSpec:
     target_layer: str = ""  # stage used by CAM methods
     head_dropout: float = 0.3
     output: str = "softmax"  # "softmax" | "ordinal" (cumulative link over the ordered classes)
+    ensemble: int = 0  # > 1: that many trainable parts (the K fold models) on one shared frozen prefix
     framing: str = "canonical"  # "canonical" (brain found, cropped, placed, intensities mapped) | "letterbox"
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)

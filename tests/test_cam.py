@@ -18,7 +18,8 @@ from conftest import TINY_SPEC, tiny_config
 from pytorch_grad_cam.base_cam import BaseCAM
 from synthetic import make_slice, write_png
 
-from mrivision.cam import COLORMAPS, METHODS, _letterbox_box, explain, overlay
+from mrivision.cam import COLORMAPS, METHODS, explain, overlay
+from mrivision.framing import letterbox_box
 from mrivision.models import MRINet, ModelSpec, create_model, list_specs
 from mrivision.predictor import Predictor
 from mrivision.train import train
@@ -115,7 +116,7 @@ def test_training_mode_is_restored() -> None:
 def test_letterbox_box_matches_fit_to_size(shape: tuple[int, int], size: tuple[int, int]) -> None:
     canvas = fit_to_size(np.ones(shape, np.float32), size)
     rows, cols = np.nonzero(canvas)
-    assert _letterbox_box(shape, size) == (rows.min(), cols.min(), np.ptp(rows) + 1, np.ptp(cols) + 1)
+    assert letterbox_box(shape, size) == (rows.min(), cols.min(), np.ptp(rows) + 1, np.ptp(cols) + 1)
 
 
 def intensity_cam_model() -> MRINet:

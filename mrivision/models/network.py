@@ -2,6 +2,7 @@
 and cache its output, and CAM can pick any stage by name."""
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 
 import torch
@@ -42,7 +43,9 @@ class MRINet(nn.Module):
         return self.body(x)
 
     def split_index(self) -> int:
-        """Index of the first trainable stage (0: everything trains)."""
+        """Index of the first trainable stage (0: everything trains; an ensemble's members)."""
+        if "members" in self.stage_names:
+            return self.stage_names.index("members")
         if not self.spec.train_from:
             return 0
         names = self.stage_names
@@ -68,5 +71,35 @@ class MRINet(nn.Module):
         return self
 
     def target_layer(self) -> nn.Module:
-        """The module whose activations CAM methods use."""
-        return self.body.get_submodule(self.spec.target_layer)
+        """The module whose activations CAM methods use (an ensemble: its first member's)."""
+        return self.target_layers()[0]
+
+    def target_layers(self) -> list[nn.Module]:
+        """CAM target modules: one, or the same layer of every member of an ensemble."""
+        target = self.spec.target_layer
+        if self.spec.ensemble and target.split(".")[0] not in self.stage_names:
+            return [m.get_submodule(target) for m in self.body.get_submodule("members").members]
+        return [self.body.get_submodule(target)]
+
+
+class MemberMean(nn.Module):
+    """K trained copies of a model's trainable part on one shared frozen prefix: mean logits (for
+    softmax outputs a normalised geometric mean of the members' probabilities)."""
+
+    def __init__(self, part: nn.Module, k: int) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(copy.deepcopy(part) for _ in range(k))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def as_ensemble(model: MRINet) -> MRINet:
+    """`model` with its trainable part replaced by `spec.ensemble` copies (the fold models of CV)."""
+    spec = model.spec
+    stages = list(model.body.named_children())
+    split = [name for name, _ in stages].index(spec.train_from) if spec.train_from else 0
+    members = MemberMean(nn.Sequential(OrderedDict(stages[split:])), spec.ensemble)
+    net = MRINet(spec, OrderedDict([*stages[:split], ("members", members)]))
+    net.freeze_prefix()
+    return net

@@ -48,5 +48,10 @@ def create_model(spec: ModelSpec | str, *, pretrained: bool = True, **overrides:
         builder = _BUILDERS[spec.family]
     except KeyError:
         raise KeyError(f"no builder for model family {spec.family!r}") from None
-    return builder(spec, pretrained=pretrained)
+    model = builder(spec, pretrained=pretrained)
+    if spec.ensemble:
+        from .network import as_ensemble
+
+        model = as_ensemble(model)
+    return model
 
