@@ -17,7 +17,7 @@ from .errors import ImageLoadError, ModelLoadError  # noqa: E402
 
 # torch-heavy names load on first use, so `mrivision.evaluate` and `mrivision.io` stay light.
 _LAZY = {"load_image": "io", "Prediction": "predictor", "Predictor": "predictor", "list_models": "predictor",
-         "load_model": "predictor"}
+         "load_model": "predictor", "load_volume": "volume", "Volume": "volume", "ScanPrediction": "scan"}
 
 
 def __getattr__(name: str):
@@ -29,4 +29,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["BINARY_CLASS_NAMES", "CLASS_NAMES", "ImageLoadError", "ModelLoadError", "Prediction", "Predictor",
-           "list_models", "load_image", "load_model"]
+           "ScanPrediction", "Volume",
+           "list_models", "load_image", "load_model", "load_volume"]

@@ -1,4 +1,4 @@
-"""`mrivision train|cv|evaluate|predict|explain|bench|export|models` — the command-line front door."""
+"""`mrivision train|cv|evaluate|predict|report|explain|bench|export|models` — the command-line front door."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,8 @@ def _config(args: argparse.Namespace):
         value = getattr(args, key, None)
         if value is not None:
             setattr(cfg, key, value)
+    if getattr(args, "label_names", None):
+        cfg.label_names = args.label_names.split(",")
     return cfg
 
 
@@ -59,26 +61,78 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_volume(file: str) -> bool:
+    """A zip, or a file holding more than one slice."""
+    from .io import describe_image
+
+    if file.lower().endswith(".zip"):
+        return True
+    try:
+        return describe_image(file).n_slices > 1
+    except ValueError:
+        return False
+
+
+def _print_prediction(label: str, p) -> None:
+    probs = "  ".join(f"{c} {v:.3f}" for c, v in p.probabilities.items())
+    print(f"{label}: {p.label} ({max(p.probabilities.values()):.1%})  [{probs}]  "
+          f"expected stage {p.expected_stage:.2f} +- {p.stage_spread:.2f}")
+    for w in p.warnings:
+        print(f"  warning: {w}")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .errors import ImageLoadError
     from .io import load_image
     from .predictor import load_model
+    from .volume import load_volume
 
     predictor = load_model(args.model, build=len(args.files) > FAST_PATH_MIN_FILES)
     failed = 0
-    for file in args.files:
+    groups = [args.files] if args.series else [[f] for f in args.files]
+    for files in groups:
+        label = files[0] if len(files) == 1 else f"series of {len(files)} files"
         try:
-            img = load_image(file, slice_index=args.slice)
+            if args.series or (args.slice is None and _is_volume(files[0])):
+                scan = predictor.predict_scan(load_volume(files))
+                _print_prediction(f"{label} (scan of {scan.n_slices} slices)", scan)
+                print(f"  slices used: {', '.join(map(str, scan.slices_used))} (agreement {scan.agreement:.0%})")
+                continue
+            img = load_image(files[0], slice_index=args.slice)
         except ImageLoadError as exc:
-            print(f"{file}: error: {exc}", file=sys.stderr)
+            print(f"{label}: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        p = predictor.predict(img)
-        probs = "  ".join(f"{c} {v:.3f}" for c, v in p.probabilities.items())
-        print(f"{file}: {p.label} ({p.confidence:.1%})  [{probs}]")
-        for w in p.warnings:
-            print(f"  warning: {w}")
+        _print_prediction(label, predictor.predict(img))
     return 1 if failed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .errors import ImageLoadError
+    from .io import load_image
+    from .predictor import load_model
+    from .report import case_report
+    from .volume import load_volume
+
+    predictor = load_model(args.model, fast=False)
+    try:
+        if args.slice is None and (len(args.files) > 1 or _is_volume(args.files[0])):
+            volume = load_volume(args.files)
+            result = predictor.predict_scan(volume)
+            shown = int(result.slices_used[int(np.argmax([result.per_slice[i].confidence for i in result.slices_used]))])
+            image = volume.slices[shown]
+        else:
+            image = load_image(args.files[0], slice_index=args.slice)
+            result = predictor.predict(image)
+    except ImageLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    heat = predictor.explain(image, target=result.label)
+    Path(args.out).write_bytes(case_report(predictor, result, image, heat))
+    print(f"{result.label}: report written to {args.out}")
+    return 0
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -168,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", dest="run_dir", help="checkpoints and curves (default runs/)")
     p.add_argument("--limit", type=int, help="use only N training images (smoke test)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--label-names", help="comma-separated class names of integer labels 0,1,2,... in order")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("cv", help="subject-level K-fold cross-validation of a config (the selection signal)")
@@ -182,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int)
     p.add_argument("--limit", type=int, help="use only N training images (smoke test)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--label-names", help="comma-separated class names of integer labels 0,1,2,... in order")
     p.set_defaults(func=_cmd_cv)
 
     p = sub.add_parser("evaluate", help="evaluate a model on a data set with CIs")
@@ -197,8 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict the stage of image files")
     p.add_argument("files", nargs="+")
     p.add_argument("--model", default=default_model)
-    p.add_argument("--slice", type=int, help="slice index for 3-D volumes (default: middle)")
+    p.add_argument("--slice", type=int, help="predict this one slice of a 3-D volume (default: the whole scan)")
+    p.add_argument("--series", action="store_true", help="the files are the slices of one scan (a DICOM series)")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("report", help="write a printable PDF case report for a slice or a scan")
+    p.add_argument("files", nargs="+", help="a slice, a volume, a .zip, or the files of one DICOM series")
+    p.add_argument("--out", required=True, help="the PDF to write")
+    p.add_argument("--model", default=default_model)
+    p.add_argument("--slice", type=int, help="report this one slice of a 3-D volume")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("explain", help="write a CAM heatmap for an image")
     p.add_argument("file")

@@ -58,15 +58,17 @@ def load_dataset(path: str | Path, class_names: Sequence[str] = CLASS_NAMES,
                  label_names: Sequence[str] | None = None) -> list[Sample]:
     """Read a class-folder tree, a `.parquet` file or a `.csv` manifest.
 
-    `label_names` maps integer labels (Parquet/CSV) to names; default: our four stages in order.
+    `label_names` maps integer labels (Parquet/CSV) to names; without it a Parquet file's own
+    class names (the Hugging Face `datasets` ClassLabel in its schema metadata) are used, and
+    integer labels with no names anywhere are refused rather than guessed.
     """
     path = Path(path)
     if path.is_dir():
         return _from_tree(path, class_names)
     if path.suffix.lower() == ".parquet":
-        return _from_parquet(path, class_names, label_names or CLASS_NAMES)
+        return _from_parquet(path, class_names, label_names)
     if path.suffix.lower() == ".csv":
-        return _from_manifest(path, class_names, label_names or CLASS_NAMES)
+        return _from_manifest(path, class_names, label_names)
     raise ValueError(f"{path} is not a folder of class folders, a .parquet file or a .csv manifest")
 
 
@@ -84,10 +86,38 @@ def _from_tree(root: Path, class_names: Sequence[str]) -> list[Sample]:
     return samples
 
 
-def _label_from_value(value: object, class_names: Sequence[str], label_names: Sequence[str]) -> int:
+def _label_from_value(value: object, class_names: Sequence[str], label_names: Sequence[str] | None,
+                      source: str) -> int:
     if isinstance(value, (int, np.integer)):
+        if label_names is None:
+            raise ValueError(f"{source}: labels are integers and nothing says which class each number is; "
+                             f"give the names in order with --label-names (e.g. --label-names "
+                             f"{','.join(class_names)})")
+        if not 0 <= int(value) < len(label_names):
+            raise ValueError(f"{source}: label {int(value)} has no name among {len(label_names)} label names")
         return label_index(label_names[int(value)], class_names)
     return label_index(str(value), class_names)
+
+
+def parquet_label_names(path: Path, label_col: str) -> list[str] | None:
+    """Class names of `label_col` stored by Hugging Face `datasets` (a ClassLabel in the schema's
+    `huggingface` metadata), or None."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(b"huggingface")
+    if not raw:
+        return None
+    try:
+        features = json.loads(raw).get("info", {}).get("features", {})
+    except (ValueError, AttributeError):
+        return None
+    feature = features.get(label_col) if isinstance(features, dict) else None
+    if isinstance(feature, dict) and feature.get("_type") == "ClassLabel" and feature.get("names"):
+        return [str(n) for n in feature["names"]]
+    return None
 
 
 def _image_bytes(value: object) -> bytes:
@@ -98,7 +128,7 @@ def _image_bytes(value: object) -> bytes:
     return bytes(value)
 
 
-def _from_parquet(path: Path, class_names: Sequence[str], label_names: Sequence[str]) -> list[Sample]:
+def _from_parquet(path: Path, class_names: Sequence[str], label_names: Sequence[str] | None) -> list[Sample]:
     import pandas as pd
 
     df = pd.read_parquet(path)
@@ -106,17 +136,18 @@ def _from_parquet(path: Path, class_names: Sequence[str], label_names: Sequence[
     label_col = next((c for c in ("label", "labels", "class", "target") if c in df.columns), None)
     if image_col is None or label_col is None:
         raise ValueError(f"{path.name}: need an image column and a label column, found {list(df.columns)}")
+    label_names = label_names or parquet_label_names(path, label_col)
     group_col = "group" if "group" in df.columns else None
     samples = []
     for i, row in enumerate(df.itertuples(index=False)):
         d = row._asdict()
-        label = _label_from_value(d[label_col], class_names, label_names)
+        label = _label_from_value(d[label_col], class_names, label_names, path.name)
         group = str(d[group_col]) if group_col else f"row{i}"
         samples.append(Sample(_image_bytes(d[image_col]), label, group, f"{path.name}#{i}"))
     return samples
 
 
-def _from_manifest(path: Path, class_names: Sequence[str], label_names: Sequence[str]) -> list[Sample]:
+def _from_manifest(path: Path, class_names: Sequence[str], label_names: Sequence[str] | None) -> list[Sample]:
     import pandas as pd
 
     df = pd.read_csv(path)
@@ -129,7 +160,7 @@ def _from_manifest(path: Path, class_names: Sequence[str], label_names: Sequence
         file = (path.parent / str(row["path"])).resolve()
         raw = row["label"]
         value = int(raw) if str(raw).strip().lstrip("-").isdigit() else str(raw)
-        label = _label_from_value(value, class_names, label_names)
+        label = _label_from_value(value, class_names, label_names, path.name)
         group = str(row[group_col]) if group_col and not _isna(row[group_col]) else str(row["path"])
         subject = str(row[subject_col]) if subject_col and not _isna(row[subject_col]) else ""
         samples.append(Sample(str(file), label, group, str(row["path"]), subject))

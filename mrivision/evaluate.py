@@ -267,6 +267,19 @@ def _impaired_auc(y: np.ndarray, p: np.ndarray) -> float | None:
     return float(roc_auc_score(impaired, 1.0 - p[:, 0]))
 
 
+def _weighted_auc(weights: np.ndarray, positive: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """ROC AUC of `score` for each row of `weights` (B, n): how often each item counts (ties: half)."""
+    order = np.argsort(score, kind="stable")
+    sorted_score = score[order]
+    starts = np.flatnonzero(np.r_[True, sorted_score[1:] != sorted_score[:-1]])
+    w = weights[:, order]
+    wp = np.add.reduceat(w * positive[order], starts, axis=1)
+    wn = np.add.reduceat(w * ~positive[order], starts, axis=1)
+    below = np.cumsum(wn, axis=1) - wn
+    num = (wp * (below + 0.5 * wn)).sum(axis=1)
+    return _safe_div(num, wp.sum(axis=1) * wn.sum(axis=1), np.nan)
+
+
 def _binary_auc(y: np.ndarray, p: np.ndarray, slice_scan: np.ndarray, scan_y: np.ndarray, scan_p: np.ndarray,
                 subject_of_scan: np.ndarray, n_boot: int, seed: int) -> dict:
     """Impaired-vs-first-class AUC at slice and scan level, with a subject-bootstrap percentile CI."""
@@ -274,19 +287,14 @@ def _binary_auc(y: np.ndarray, p: np.ndarray, slice_scan: np.ndarray, scan_y: np
     if n_boot <= 0:
         return out
     n_subjects = int(subject_of_scan.max()) + 1
-    scans_of = [np.flatnonzero(subject_of_scan == u) for u in range(n_subjects)]
-    slices_of = [np.flatnonzero(np.isin(slice_scan, scans)) for scans in scans_of]
-    rng = np.random.default_rng(seed + 1)
-    reps: dict[str, list[float]] = {"slice": [], "scan": []}
-    for _ in range(n_boot):
-        draw = rng.integers(0, n_subjects, n_subjects)
-        rows = np.concatenate([slices_of[u] for u in draw])
-        scans = np.concatenate([scans_of[u] for u in draw])
-        for level, value in (("slice", _impaired_auc(y[rows], p[rows])), ("scan", _impaired_auc(scan_y[scans], scan_p[scans]))):
-            if value is not None:
-                reps[level].append(value)
+    draws = np.random.default_rng(seed + 1).integers(0, n_subjects, size=(n_boot, n_subjects))
+    counts = np.zeros((n_boot, n_subjects))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), n_subjects), draws.ravel()), 1.0)
     tail = 50.0 * (1.0 - CONFIDENCE)
-    out["ci"] = {level: _percentile_interval(np.asarray(v, float), tail) for level, v in reps.items()}
+    out["ci"] = {
+        "slice": _percentile_interval(_weighted_auc(counts[:, subject_of_scan[slice_scan]], y > 0, 1.0 - p[:, 0]), tail),
+        "scan": _percentile_interval(_weighted_auc(counts[:, subject_of_scan], scan_y > 0, 1.0 - scan_p[:, 0]), tail),
+    }
     return out
 
 

@@ -26,6 +26,8 @@ from .transforms import frame, normalise
 if TYPE_CHECKING:
     from .fast_inference import LazyFast
     from .models import MRINet
+    from .scan import ScanPrediction
+    from .volume import Volume
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,12 @@ class Predictor:
             expected_stage=float(stage[0]),
             stage_spread=float(spread[0]),
         )
+
+    def predict_scan(self, volume: "Volume | Sequence[np.ndarray] | np.ndarray") -> "ScanPrediction":
+        """One stage for a whole scan (`mrivision.scan.predict_scan`): a `Volume` or 2-D slices in order."""
+        from .scan import predict_scan
+
+        return predict_scan(self, volume)
 
     def explain(self, img: np.ndarray, method: str = "gradcam", target: int | str | None = None,
                 aug_smooth: bool = False) -> np.ndarray:

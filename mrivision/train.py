@@ -36,6 +36,7 @@ class TrainConfig:
     model: str
     data: str | list[str] = "../shared/data/alzheimer-4class/train"  # a list is pooled
     test_data: str | None = "../shared/data/alzheimer-4class/test"
+    label_names: list[str] | None = None  # names of integer labels 0, 1, ... (Parquet/CSV without names)
     spec: dict[str, Any] = field(default_factory=dict)  # overrides of the registered ModelSpec
     name: str | None = None  # shipped name (default: the spec's name)
     epochs: int = 10
@@ -110,7 +111,7 @@ def split(cfg: TrainConfig, samples: list[Sample]) -> tuple[list[int], list[int]
 def prepare_data(cfg: TrainConfig, class_names: Sequence[str]) -> tuple[list[Sample], list[np.ndarray], list[int], list[int]]:
     """The config's samples (with scan groups), their images, and training / validation indices."""
     samples = [s for path in ([cfg.data] if isinstance(cfg.data, str) else cfg.data)
-               for s in load_dataset(path, class_names)]
+               for s in load_dataset(path, class_names, cfg.label_names)]
     if cfg.limit:
         samples = [samples[i] for i in np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.limit]]
     images = load_images(samples, "reading images")

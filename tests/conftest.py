@@ -15,7 +15,8 @@ from synthetic import write_tree  # noqa: E402
 
 from mrivision.train import TrainConfig, train  # noqa: E402
 
-TINY_SPEC = {"input_size": [48, 40], "extra": {"widths": [8, 16, 16, 32]}, "head_dropout": 0.0}
+TINY_SPEC = {"input_size": [48, 40], "extra": {"widths": [8, 16, 16, 32]}, "head_dropout": 0.0, "framing": "letterbox"}
+CANONICAL_SPEC = {**TINY_SPEC, "framing": "canonical"}
 
 
 def tiny_config(data: Path, test: Path | None, out: Path, **kw) -> TrainConfig:

@@ -34,10 +34,24 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @lru_cache(maxsize=None)
-def small_model(name: str):
+def small_model(name: str, framing: str = "letterbox"):
     """Every registered spec at 64x64 (ConvNeXt's stride 32 still leaves a 2x2 map), no ImageNet file."""
     torch.manual_seed(0)  # random weights: fixed, so the test is deterministic
-    return create_model(name, pretrained=False, input_size=(64, 64)).eval()
+    return create_model(name, pretrained=False, input_size=(64, 64), framing=framing).eval()
+
+
+@pytest.mark.parametrize("name", list_specs())
+def test_canonical_heatmap_lies_on_the_brain_of_the_input(name: str) -> None:
+    """Under canonical framing the heatmap comes back in the input's coordinates: same shape, and
+    nothing outside the brain's bounding box (which sits off-centre in a wide black margin here)."""
+    model = small_model(name, "canonical")
+    img = np.zeros((120, 160), np.float32)
+    img[10:80, 20:70] = make_slice(2, np.random.default_rng(0), shape=(70, 50))
+    heat = explain(model, img, method="eigencam")
+    check_heatmap(heat, img.shape)
+    assert heat.max() == pytest.approx(1.0)
+    ys, xs = np.nonzero(heat > 0)
+    assert ys.min() >= 10 and ys.max() < 80 and xs.min() >= 20 and xs.max() < 70
 
 
 def check_heatmap(heat: np.ndarray, shape: tuple[int, int]) -> None:
@@ -122,7 +136,7 @@ def test_letterbox_box_matches_fit_to_size(shape: tuple[int, int], size: tuple[i
 def intensity_cam_model() -> MRINet:
     """A hand-built MRINet whose Grad-CAM is the (letterboxed) input itself: identity 1x1 conv as
     the target layer, then GAP and a linear head with positive weights; no normalisation."""
-    spec = ModelSpec(name="intensity", family="altzcnn", input_size=(48, 40), mean=0.0, std=1.0,
+    spec = ModelSpec(name="intensity", family="altzcnn", input_size=(48, 40), mean=0.0, std=1.0, framing="letterbox",
                      target_layer="feat")
     feat, linear = nn.Conv2d(1, 1, 1), nn.Linear(1, 4)
     with torch.no_grad():
@@ -287,7 +301,8 @@ def marker_model(tmp_path_factory) -> Predictor:
     for i in range(72):  # `0 (i).png`: each image its own scan, so the group split has groups
         write_png(root / "data" / "NonDemented" / f"0 ({i}).png", marker_image(rng, False)[0])
         write_png(root / "data" / "MildDemented" / f"0 ({i}).png", marker_image(rng, True)[0])
-    train(tiny_config(root / "data", None, root, epochs=8, spec={**TINY_SPEC, "target_layer": "block2"}),
+    train(tiny_config(root / "data", None, root, epochs=8,
+                      spec={**TINY_SPEC, "target_layer": "block2", "framing": "letterbox"}),
           log=lambda _: None)
     return Predictor(*load_weights(root / "weights" / "tiny.safetensors"))
 

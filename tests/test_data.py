@@ -59,7 +59,7 @@ def test_parquet_images(tmp_path, wrap, label_kind):
     labels = [k % 4 for k in range(8)] if label_kind == "int" else [CLASS_NAMES[k % 4] for k in range(8)]
     path = tmp_path / "data.parquet"
     pd.DataFrame({"image": cells, "label": labels}).to_parquet(path)
-    samples = load_dataset(path)
+    samples = load_dataset(path, label_names=CLASS_NAMES if label_kind == "int" else None)
     assert [s.label for s in samples] == [k % 4 for k in range(8)]
     np.testing.assert_allclose(read_sample(samples[3]), np.round(imgs[3] * 255) / 255, atol=1 / 255)
 
@@ -73,12 +73,50 @@ def test_parquet_integer_labels_with_other_order(tmp_path):
     assert load_dataset(path, label_names=order)[0].label == 0
 
 
+def write_hf_parquet(path, images, labels, names) -> None:
+    """A Parquet file as Hugging Face `datasets` writes it: `image` = {bytes, path}, integer `label`,
+    and the features (an Image and a ClassLabel with its names) in the schema's `huggingface` metadata."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    table = pa.table({"image": pa.array([{"bytes": encode_png(im), "path": None} for im in images], image_type),
+                      "label": pa.array(labels, pa.int64())})
+    features = {"image": {"_type": "Image"}, "label": {"names": list(names), "_type": "ClassLabel"}}
+    table = table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+    pq.write_table(table, path)
+
+
+def test_hugging_face_parquet_class_names_come_from_its_metadata(tmp_path):
+    rng = np.random.default_rng(4)
+    names = ["Mild_Demented", "Moderate_Demented", "Non_Demented", "Very_Mild_Demented"]  # a public export's order
+    truth = [0, 1, 2, 3, 2]  # in our order: NonDemented, VeryMild, Mild, Moderate, Mild
+    ours_to_theirs = {0: 2, 1: 3, 2: 0, 3: 1}
+    path = tmp_path / "hf.parquet"
+    write_hf_parquet(path, [make_slice(k, rng) for k in truth], [ours_to_theirs[k] for k in truth], names)
+    assert [s.label for s in load_dataset(path)] == truth
+
+
+def test_integer_labels_without_names_are_refused(tmp_path):
+    rng = np.random.default_rng(5)
+    path = tmp_path / "plain.parquet"
+    pd.DataFrame({"image": [encode_png(make_slice(0, rng))], "label": [2]}).to_parquet(path)
+    with pytest.raises(ValueError, match="--label-names"):
+        load_dataset(path)
+    write_png(tmp_path / "a.png", make_slice(0, rng))
+    (tmp_path / "m.csv").write_text("path,label\na.png,1\n")
+    with pytest.raises(ValueError, match="--label-names"):
+        load_dataset(tmp_path / "m.csv")
+
+
 def test_manifest_relative_paths_and_groups(tmp_path):
     rng = np.random.default_rng(2)
     write_png(tmp_path / "imgs" / "a.png", make_slice(1, rng))
     write_png(tmp_path / "imgs" / "b.png", make_slice(3, rng))
     (tmp_path / "m.csv").write_text("path,label,group\nimgs/a.png,VeryMildDemented,s1\nimgs/b.png,3,s2\n")
-    samples = load_dataset(tmp_path / "m.csv")
+    samples = load_dataset(tmp_path / "m.csv", label_names=CLASS_NAMES)
     assert [(s.label, s.group) for s in samples] == [(1, "s1"), (3, "s2")]
     assert read_sample(samples[1]).shape == (48, 40)
 

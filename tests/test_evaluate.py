@@ -252,8 +252,10 @@ def test_result_is_json_serialisable(hand: dict) -> None:
     assert json.loads(text) == hand
     assert set(hand) == {
         "n_slices", "n_scans", "class_names", "excluded_class", "slice", "scan", "ci", "bootstrap", "calibration", "roc",
+        "binary_auc",
     }
-    assert set(hand["ci"]["slice"]) == {"accuracy", "balanced_accuracy", "macro_f1", "macro_f1_excl_last"}
+    assert set(hand["ci"]["slice"]) == {"accuracy", "balanced_accuracy", "macro_f1", "macro_f1_excl_last",
+                                        "quadratic_kappa", "stage_mae"}
 
 
 def test_roc_curves_are_downsampled() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from mrivision import ood_probes
 from mrivision.ood import (STAT_NAMES, VERSION, WARNING_OOD, fit_ood, is_out_of_distribution, ood_distance,
-                           ood_score, ood_warnings, slice_stats)
+                           assess, ood_score, ood_warnings, slice_stats)
 from mrivision.predictor import Predictor
 from mrivision.weights import load_weights
 from synthetic import make_slice
@@ -49,7 +49,9 @@ def held_out() -> list[np.ndarray]:
 def test_card_entry_is_json(detector):
     text = json.dumps(detector, allow_nan=False)
     again = json.loads(text)
-    assert again["version"] == VERSION and again["stat_names"] == list(STAT_NAMES)
+    assert again["version"] == 2 and again["framing"] == "letterbox"  # fitted on letterboxed slices
+    assert fit_ood(brain_slices(8, 0), framing="canonical")["version"] == VERSION
+    assert again["stat_names"] == list(STAT_NAMES)
     assert len(text) < 100_000
     img = brain_slices(1, seed=3)[0]
     assert ood_distance(img, again) == pytest.approx(ood_distance(img, detector))
@@ -109,27 +111,39 @@ def test_cards_from_before_version_2_still_work():
     old = {"stat_names": ["s"] * 9, "mean": [0.5] * 9, "inv_cov": np.eye(9).tolist(), "threshold": 3.0,
            "template": np.zeros((52, 44)).tolist()}
     assert np.isfinite(ood_distance(brain_slices(1, 0)[0], old))
-    assert isinstance(ood_warnings(np.zeros((40, 40)), np.array([0.9, 0.1]), old), list)
+    result = assess(np.zeros((40, 40)), old)
+    assert isinstance(result.score, float) and isinstance(ood_warnings(result, np.array([0.9, 0.1])), list)
+
+
+def flagged(warnings) -> bool:
+    return any(w.startswith(WARNING_OOD) for w in warnings)
 
 
 def test_warnings_text(detector, held_out):
     probs = np.array([0.7, 0.1, 0.1, 0.1])
     typical = next(im for im in held_out if not is_out_of_distribution(im, detector))
-    assert ood_warnings(typical, probs, detector) == []
+    quiet = assess(typical, detector)
+    assert not quiet.out_of_distribution and quiet.score <= 1.0 and ood_warnings(quiet, probs) == []
     gradient = ood_probes.generate("linear_gradient", 1, seed=0)[0]
-    assert ood_warnings(gradient, probs, detector) == [WARNING_OOD]
-    assert len(ood_warnings(gradient, np.full(4, 0.25), detector)) == 2
-    assert ood_warnings(gradient, probs, None) == []
+    result = assess(gradient, detector)
+    assert result.out_of_distribution and result.score > 1.0 and result.reasons  # says what is unusual
+    (text,) = ood_warnings(result, probs)
+    assert text.startswith(WARNING_OOD) and result.reasons[0] in text
+    assert len(ood_warnings(result, np.full(4, 0.25))) == 2
+    assert assess(gradient, None) is None and ood_warnings(None, probs) == []
+    blank = assess(np.zeros((40, 40)), detector, brain_found=False)
+    assert blank.out_of_distribution and "no brain" in ood_warnings(blank, probs)[0]
 
 
 def test_predictor_warns_on_gradient_and_text(tiny_model):
     predictor = Predictor.load(tiny_model)
-    assert predictor.card["ood"]["version"] == VERSION  # fitted on the synthetic training slices
+    assert predictor.card["ood"]["version"] == 2  # fitted on the (letterboxed) synthetic training slices
     for family in ("linear_gradient", "text_on_white", "photo"):
         for img in ood_probes.generate(family, 3, seed=7, shape=(48, 40)):
-            assert WARNING_OOD in predictor.predict(img).warnings, family
+            p = predictor.predict(img)
+            assert flagged(p.warnings) and p.out_of_distribution and p.ood_score > 1, family
     rng = np.random.default_rng(99)
-    quiet = [WARNING_OOD not in predictor.predict(make_slice(k % 4, rng)).warnings for k in range(12)]
+    quiet = [not predictor.predict(make_slice(k % 4, rng)).out_of_distribution for k in range(12)]
     assert np.mean(quiet) >= 0.9
 
 
@@ -182,5 +196,5 @@ def test_predict_page_shows_the_warning(tiny_model, monkeypatch):
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         shown.append([w.value.replace("\\", "") for w in at.warning])  # the page escapes markdown
-    assert WARNING_OOD in shown[0]
-    assert WARNING_OOD not in shown[1]
+    assert flagged(shown[0])
+    assert not flagged(shown[1])

@@ -76,14 +76,16 @@ def test_uncached_prefix_feeds_the_same_features_as_the_cache(tmp_path):
 
     spec = {**TINY_SPEC, "train_from": "block2", "input_size": (48, 40)}
     model = create_model("altzcnn", **spec).eval()
-    images = [np.random.default_rng(i).random((52, 44), np.float32) for i in range(10)]
+    from mrivision.transforms import frame
+
+    canvases = [frame(np.random.default_rng(i).random((52, 44), np.float32), model.spec)[0] for i in range(10)]
     idx, rng = np.arange(10), np.random.default_rng(0)
-    cached = FeatureSource(model, images, tiny_config(tmp_path, None, tmp_path, cache_views=1), train=True)
-    live = FeatureSource(model, images, tiny_config(tmp_path, None, tmp_path, cache_views=0), train=True)
+    cached = FeatureSource(model, canvases, tiny_config(tmp_path, None, tmp_path, cache_views=1))
+    live = FeatureSource(model, canvases, tiny_config(tmp_path, None, tmp_path, cache_views=0))
     assert cached.cached is not None and live.cached is None
-    features = live.batch(idx, rng)
+    features = live.batch(idx, rng, train=True)
     assert features.ndim == 4 and features.shape[:2] == (10, 16)  # block1's output, not the images
-    torch.testing.assert_close(cached.batch(idx, rng), features, atol=2e-2, rtol=1e-2)  # cache stores fp16
+    torch.testing.assert_close(cached.batch(idx, rng, train=True), features, atol=2e-2, rtol=1e-2)  # cache stores fp16
 
 
 def test_random_split_mixes_groups_and_group_split_does_not(synthetic_data):
