@@ -15,6 +15,8 @@ Conventions
   ``stage_mae``: mean |true stage - predicted stage| in class steps.
 * ``binary_auc``: impaired vs NonDemented (the first class), scored by 1 - P(first class), at the
   slice and the scan level, with a scan-bootstrap CI.
+* ``balanced_accuracy_excl_last`` (3+ classes): mean recall over every class but the last (the
+  selection metric: ModerateDemented has 2 subjects and must not decide a selection).
 * ``macro_f1_excl_last`` (3+ classes only, else absent): per-class F1 taken from the *full* K x K
   confusion matrix, averaged (same rule) over every class but the last one, i.e. ModerateDemented
   for ``CLASS_NAMES``. Slices of the last class still count as misses / false alarms of the others.
@@ -119,6 +121,7 @@ def _confusion_metrics(cms: np.ndarray) -> dict[str, np.ndarray]:
     metrics["stage_mae"] = _safe_div((cms * distance).sum(axis=(-2, -1)), n, np.nan)
     if k > 2:
         metrics["macro_f1_excl_last"] = _nanmean_last(f1[..., :-1])
+        metrics["balanced_accuracy_excl_last"] = _nanmean_last(recall[..., :-1])
     return metrics
 
 
@@ -419,6 +422,7 @@ def format_report(result: dict) -> str:
     headline = [("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"), ("macro-F1", "macro_f1")]
     if result["excluded_class"] is not None:
         headline.append((f"macro-F1 excl. {result['excluded_class']}", "macro_f1_excl_last"))
+        headline.append((f"bal. acc. excl. {result['excluded_class']}", "balanced_accuracy_excl_last"))
     label_width = max(len(label) for label, _ in headline) + 2
     lines.append(f"{'':<{label_width}}{'slice':<26}{'scan':<26}")
     for label, key in headline:

@@ -49,6 +49,7 @@ class TrainConfig:
     augment: bool = True
     augment_params: dict[str, float] = field(default_factory=dict)  # overrides of `transforms.Augment`
     mixup: float = 0.0  # Beta(a, a) mixup strength; 0 disables
+    persist_cache: bool = False  # keep cached features on disk (run_dir/feature_cache) for later runs of the same prefix
     cache_views: int = 3  # views per image cached through the frozen prefix (view 0 is clean); 0: no cache,
     # the frozen prefix runs on freshly augmented images every step (slower; the reference for the cache)
     val_fraction: float = 0.15
@@ -136,10 +137,32 @@ class FeatureSource:
         self.augment = Augment(**cfg.augment_params) if cfg.augment else None
         self.cached: torch.Tensor | None = None
         if model.split_index() > 0 and cfg.cache_views > 0:
-            self.cached = self._cache(cfg.cache_views if (augmented_views and self.augment) else 1)
+            views = cfg.cache_views if (augmented_views and self.augment) else 1
+            path = self._disk_path(views) if cfg.persist_cache else None
+            if path is not None and path.is_file():
+                self.cached = torch.load(path, map_location="cpu", weights_only=True)
+            else:
+                self.cached = self._cache(views)
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    torch.save(self.cached, path.with_suffix(".tmp"))
+                    os.replace(path.with_suffix(".tmp"), path)
 
     def __len__(self) -> int:
         return len(self.canvases)
+
+    def _disk_path(self, views: int) -> Path:
+        """Where these features are kept: keyed by the frozen prefix, the augmentation and the canvases."""
+        import hashlib
+
+        spec = self.model.spec
+        prefix = {k: v for k, v in spec.to_dict().items() if k in ("family", "arch", "input_size", "mean", "std", "init",
+                                                                    "pretrained_file", "train_from", "framing", "extra")}
+        digest = hashlib.sha256(json.dumps([prefix, self.cfg.augment_params, self.cfg.augment, views, self.cfg.seed],
+                                           sort_keys=True).encode())
+        for c in self.canvases:
+            digest.update(np.ascontiguousarray(c).tobytes())
+        return Path(self.cfg.run_dir) / "feature_cache" / f"{digest.hexdigest()[:24]}.pt"
 
     def _cache(self, views: int) -> torch.Tensor:
         frozen = self.model.frozen_part().eval()
@@ -181,6 +204,8 @@ def val_metrics(labels: np.ndarray, logits: np.ndarray, loss: float, class_names
         "loss": loss,
         "accuracy": r["slice"]["accuracy"],
         "balanced_accuracy": r["slice"]["balanced_accuracy"],
+        "balanced_accuracy_excl_last": r["slice"].get("balanced_accuracy_excl_last", r["slice"]["balanced_accuracy"]),
+        "neg_loss": -loss,
         "macro_f1": r["slice"]["macro_f1"],
         "auc": r["slice"]["roc_auc_macro"] if r["slice"]["roc_auc_macro"] is not None else nan,
         "binary_auc": r["binary_auc"]["slice"] if r["binary_auc"]["slice"] is not None else nan,

@@ -255,7 +255,7 @@ def test_result_is_json_serialisable(hand: dict) -> None:
         "binary_auc",
     }
     assert set(hand["ci"]["slice"]) == {"accuracy", "balanced_accuracy", "macro_f1", "macro_f1_excl_last",
-                                        "quadratic_kappa", "stage_mae"}
+                                        "quadratic_kappa", "stage_mae", "balanced_accuracy_excl_last"}
 
 
 def test_roc_curves_are_downsampled() -> None:
