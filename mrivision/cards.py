@@ -63,23 +63,47 @@ def list_shipped(directory: Path = WEIGHTS_DIR) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.safetensors") if p.with_suffix(".json").is_file())
 
 
-def test_metric(card: Mapping[str, Any], metric: str, level: str = "slice") -> float | None:
-    """A metric on the original test split from the card (`level`: "slice" or "scan"), if it has one."""
-    value = (((card.get("metrics") or {}).get("test") or {}).get(level) or {}).get(metric)
+def metric(card: Mapping[str, Any], group: str, name: str, level: str = "slice") -> float | None:
+    """A metric of the card's `metrics[group]` ("cv", "external" or "test") at `level` ("slice" or
+    "scan"; "scan" is the subject level for cross-validation), if it has one."""
+    value = (((card.get("metrics") or {}).get(group) or {}).get(level) or {}).get(name)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def test_metric(card: Mapping[str, Any], name: str, level: str = "slice") -> float | None:
+    """A metric on the original test split from the card (`level`: "slice" or "scan"), if it has one."""
+    return metric(card, "test", name, level)
+
+
+def is_lesson(card: Mapping[str, Any]) -> bool:
+    """A model kept only to show a lesson (trained on a leaky random re-split): never a clinical choice."""
+    return "random" in str((card.get("training") or {}).get("split", "")).lower()
+
+
+def selection_score(card: Mapping[str, Any]) -> tuple[float, float] | None:
+    """How the default is chosen: subject-level CV balanced accuracy without ModerateDemented (2
+    subjects must not decide a selection), tie-break impaired-vs-NonDemented AUC; None without CV."""
+    cv = (card.get("metrics") or {}).get("cv") or {}
+    primary = metric(card, "cv", "balanced_accuracy_excl_last", "scan")
+    if primary is None:
+        return None
+    auc = (cv.get("binary_auc") or {}).get("scan")
+    return primary, float(auc) if isinstance(auc, (int, float)) else 0.0
+
+
 def pick_default(cards: Mapping[str, Mapping[str, Any]]) -> str | None:
-    """The key of the card marked `"default": true`, else the four-stage model with the best test
-    macro-F1 (a two-class model's macro-F1 is not comparable), else the first key."""
+    """The key of the card marked `"default": true`, else the four-stage model with the best
+    `selection_score` (subject-level cross-validation; never the test split), else the first
+    four-stage model that is not a lesson, else the first key."""
     for key, card in cards.items():
         if card.get("default") is True:
             return key
-    staged = {k: c for k, c in cards.items() if tuple(c.get("class_names") or ()) == CLASS_NAMES}
-    scored = {k: f1 for k, c in (staged or cards).items() if (f1 := test_metric(c, "macro_f1")) is not None}
+    clinical = {k: c for k, c in cards.items() if not is_lesson(c)}
+    staged = {k: c for k, c in clinical.items() if tuple(c.get("class_names") or ()) == CLASS_NAMES}
+    scored = {k: score for k, c in staged.items() if (score := selection_score(c)) is not None}
     if scored:
         return max(scored, key=scored.__getitem__)
-    return next(iter(cards), None)
+    return next(iter(staged or clinical or cards), None)
 
 
 def default_shipped(directory: Path = WEIGHTS_DIR) -> str | None:

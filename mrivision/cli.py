@@ -162,9 +162,35 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.robustness:
+        return _robustness(args)
     from .bench import run_bench
 
     return run_bench(args)
+
+
+def _robustness(args: argparse.Namespace) -> int:
+    from .data import load_dataset, read_sample
+    from .predictor import list_models, load_model
+    from .robustness import format_table, robustness, stratified_sample
+
+    names = args.models.split(",") if args.models else [m for m in list_models() if m != "neurostagenet_random_split"]
+    samples = load_dataset(args.data)
+    picked = [samples[i] for i in stratified_sample([s.label for s in samples], args.n)]
+    external = None
+    if args.external and Path(args.external).exists():
+        ext = load_dataset(args.external)
+        external = ([read_sample(s) for s in ext], [s.label for s in ext])
+    images = [read_sample(s) for s in picked]
+    results = {}
+    for name in names:
+        predictor = load_model(name)
+        if len(predictor.class_names) != 4:
+            continue
+        results[name] = robustness(predictor, images, [s.label for s in picked], external)
+        print(f"{name}: done", file=sys.stderr)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -278,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", help="comma-separated (default: all shipped)")
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--robustness", action="store_true",
+                   help="accuracy and OOD rate under re-framings and intensity shifts, external cohort, non-brain probes")
+    p.add_argument("--data", default="../shared/data/alzheimer-4class/test", help="--robustness: labelled slices")
+    p.add_argument("--external", default="../shared/data/oasis2-external-val/manifest.csv",
+                   help="--robustness: the external cohort's manifest")
+    p.add_argument("--n", type=int, default=300, help="--robustness: slices sampled (class-stratified)")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("export", help="write each model's engine file (ONNX, for torch-free predictions)")

@@ -77,9 +77,8 @@ def cross_validate(cfg: TrainConfig, resume: bool = False, log: Callable[[str], 
 
     model = create_model(spec, pretrained=True)
     initial = copy.deepcopy(model.trainable_part().state_dict())
-    t0 = time.time()
-    source = FeatureSource(model, [frame(im, spec)[0] for im in images], cfg)
-    cache_s = time.time() - t0
+    source: FeatureSource | None = None  # built when a fold has to train (not when resuming finished folds)
+    cache_s = 0.0
     oof = np.zeros((len(samples), spec.num_classes))
     fold_rows = []
     for k in range(cfg.folds):
@@ -97,6 +96,10 @@ def cross_validate(cfg: TrainConfig, resume: bool = False, log: Callable[[str], 
             oof[held] = np.load(fold_dir / "oof.npy")
             log(f"fold {k}: done earlier (best epoch {row['best_epoch']})")
         else:
+            if source is None:
+                t0 = time.time()
+                source = FeatureSource(model, [frame(im, spec)[0] for im in images], cfg)
+                cache_s = time.time() - t0
             model.trainable_part().load_state_dict(initial)
             log(f"fold {k}: {len(tr_idx)} train / {len(va_idx)} inner-val / {len(held)} held-out slices")
             result = fit(model, source, labels, tr_idx, va_idx, cfg, fold_dir, resume, log)

@@ -24,7 +24,7 @@ import numpy as np
 import streamlit as st
 
 from mrivision import ImageLoadError, ModelLoadError
-from mrivision.cards import pick_default, test_metric
+from mrivision.cards import is_lesson, metric, pick_default, test_metric
 from mrivision.constants import CLASS_NAMES, WEIGHTS_DIR
 from mrivision.io import ImageInfo, describe_image, load_image
 
@@ -147,13 +147,17 @@ def default_model(models: Sequence[ModelEntry]) -> ModelEntry | None:
 
 
 def model_label(m: ModelEntry) -> str:
+    """The model's name and its new-patient number (subject-level CV), else its test-split macro-F1."""
+    cv = metric(m.card, "cv", "balanced_accuracy", "scan")
+    if cv is not None:
+        return f"{m.name} (new-patient CV bal. acc. {cv:.3f})"
     f1 = m.test_metric("macro_f1")
-    return m.name if f1 is None else f"{m.name} (test macro-F1 {f1:.3f})"
+    return m.name if f1 is None else f"{m.name} (test-split macro-F1 {f1:.3f})"
 
 
 def model_picker() -> ModelEntry | None:
     """The sidebar model select box (session-state key ``model``), defaulting to the best model."""
-    models = list_models()
+    models = [m for m in list_models() if not is_lesson(m.card)]  # the leakage lesson is never a clinical choice
     if not models:
         st.sidebar.info("No models found yet.")
         return None
@@ -168,7 +172,7 @@ def model_picker() -> ModelEntry | None:
 
 
 def current_model() -> ModelEntry | None:
-    models = list_models()
+    models = [m for m in list_models() if not is_lesson(m.card)]
     by_key = {m.key: m for m in models}
     return by_key.get(st.session_state.get(MODEL_KEY)) or default_model(models)
 
