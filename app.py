@@ -13,6 +13,7 @@ st.set_page_config(page_title="MRI Vision", layout="wide")
 # server start is a deep link such as /metrics, and AppTest.switch_page always does so.
 pages = [
     st.Page("app_pages/predict.py", title="Predict", icon=":material/neurology:", default=True),
+    st.Page("app_pages/scan.py", title="Whole scan", icon=":material/view_in_ar:"),
     st.Page("app_pages/overlay.py", title="Overlay", icon=":material/layers:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("app_pages/metrics.py", title="Metrics", icon=":material/monitoring:"),

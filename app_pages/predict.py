@@ -7,6 +7,7 @@ import streamlit as st
 from mrivision import ImageLoadError
 from ui import common as ui
 from ui import figures
+from ui import scans
 
 ui.page_header("Predict", "Upload axial brain MRI slices (PNG, JPEG, TIFF, DICOM or NIfTI). "
                           "Files are processed in memory and never stored.")
@@ -69,6 +70,9 @@ with details_box:
             ui.show_image(img, caption=f"Input slice{'' if slice_index is None else f' {slice_index}'}")
         with right:  # filled before the heatmap (slower), so the answer shows first
             st.metric("Predicted stage", prediction.label)
+            st.metric("Expected stage", f"{prediction.expected_stage:.2f} ± {prediction.stage_spread:.2f}",
+                      help=f"Probability-weighted stage, 0 = {predictor.class_names[0]} … "
+                           f"{len(predictor.class_names) - 1} = {predictor.class_names[-1]}, and its spread.")
             st.metric("Confidence (calibrated)", f"{prediction.confidence:.1%}",
                       help=f"Temperature-scaled softmax (T = {predictor.temperature:.2f}, fitted on validation "
                            "data). It is the model's own estimate, not a clinical probability.")
@@ -80,6 +84,9 @@ with details_box:
             if heat is not None:
                 ui.show_image(ui.overlay_rgb(img, heat), caption=f"Grad-CAM overlay for {prediction.label}")
         ui.warnings_for(prediction)
+        if slice_index is not None:
+            st.info("This file is a volume: the Whole scan page gives one stage for the whole scan.")
+        scans.report_button(entry, predictor, ui.image_key(source, slice_index), prediction, img, heat)
         st.caption(f"Model: {ui.esc(entry.name)}. The heatmap shows which regions most influenced the model's "
                    "score for the predicted class; it is not a map of disease.")
 
@@ -97,6 +104,7 @@ with table_box:
                          "error": str(exc)})
             continue
         rows.append({"file": s.name, "slice": index, "predicted stage": p.label, "confidence": p.confidence,
+                     "expected stage": p.expected_stage, "out of distribution": p.out_of_distribution,
                      **{f"p_{c}": v for c, v in p.probabilities.items()}, "warnings": " ".join(p.warnings),
                      "error": ""})
     if len(sources) > 1:

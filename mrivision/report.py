@@ -52,8 +52,6 @@ def _metric(card: dict[str, Any], key: str) -> str:
 def case_report(predictor: "Predictor", result: "Prediction | ScanPrediction", image: np.ndarray,
                 heatmap: np.ndarray | None = None, when: _dt.datetime | None = None) -> bytes:
     """The PDF bytes of a one-page case report for `result` on `image` (the slice shown)."""
-    from .cam import overlay
-
     when = when or _dt.datetime.now()
     card = predictor.card
     pdf = FPDF(format="A4")
@@ -73,6 +71,8 @@ def case_report(predictor: "Predictor", result: "Prediction | ScanPrediction", i
     img = np.clip(np.asarray(image, np.float32), 0, 1)
     pdf.image(_png(img), x=pdf.l_margin, y=y, w=80)
     if heatmap is not None:
+        from .cam import overlay
+
         pdf.image(_png(overlay(img, heatmap)), x=pdf.l_margin + 90, y=y, w=80)
     pdf.set_y(y + 80 * img.shape[0] / img.shape[1] + 3)
     pdf.set_font("Helvetica", "", 8)
