@@ -6,8 +6,9 @@ from ui import common as ui
 from ui import figures
 from ui import metrics_support as ms
 
-ui.page_header("Metrics", "Held-out test results as recorded in each model's card. Confidence intervals are "
-                          "95% percentile bootstrap intervals over scans.")
+ui.page_header("Metrics", "Each model's results as recorded in its card: new patients (subject-level "
+                          "cross-validation), another cohort (external validation) and the literature's test split. "
+                          "Confidence intervals are 95% percentile bootstrap intervals over subjects (scans for test/).")
 models = ui.list_models()
 if not models:
     ui.no_models_message()
@@ -20,12 +21,18 @@ entry = by_key[key]
 card = entry.card
 result, origin = ms.test_result(entry)
 
+st.subheader("Three numbers")
+st.dataframe(ms.three_numbers(card), hide_index=True)
+st.caption("What a new patient can expect is the first row (and the second, for another scanner and pipeline). "
+           "The test split holds other slices of subjects the model was trained on, so it rewards recognising "
+           "them; it is the number published work quotes.")
+
 if result is None:
     st.info(f"The card of {ui.esc(entry.name)} holds no test metrics (the model was trained without test data).")
 else:
     if origin != "card":
         st.caption("Metrics recomputed from the model's predictions file (the card holds none).")
-    st.subheader("Headline (held-out test set)")
+    st.subheader("Literature test split in detail")
     st.caption(f"{result.get('n_slices', '?')} slices from {result.get('n_scans', '?')} scans.")
     for level in ("slice", "scan"):
         cols = st.columns(3)

@@ -334,14 +334,22 @@ def test_default_model_choice():
     def entry(key, card):
         return ModelEntry(key, Path(f"/x/{key}.safetensors"), card, 0)
 
-    scored = lambda f1: {"metrics": {"test": {"slice": {"macro_f1": f1}}}}  # noqa: E731
-    a, b, c = entry("a", {}), entry("b", scored(0.4)), entry("c", scored(0.7))
+    def scored(cv: float, test: float = 0.5, auc: float = 0.7, **extra) -> dict:
+        return {"class_names": list(CLASS_NAMES), **extra, "metrics": {
+            "cv": {"scan": {"balanced_accuracy_excl_last": cv}, "binary_auc": {"scan": auc}},
+            "test": {"slice": {"macro_f1": test}}}}
+
+    a = entry("a", {"class_names": list(CLASS_NAMES)})
+    b, c = entry("b", scored(0.4, test=0.9)), entry("c", scored(0.45, test=0.1))
     assert default_model([]) is None
     assert default_model([a]) is a
-    assert default_model([a, b, c]) is c
-    binary = entry("e", {"class_names": ["NonDemented", "Demented"], **scored(0.9)})
-    staged = entry("f", {"class_names": list(CLASS_NAMES), **scored(0.5)})
-    assert default_model([binary, staged]) is staged  # two-class macro-F1 is not comparable
+    assert default_model([a, b, c]) is c  # chosen on subject-level CV, never on the test split
+    tie = entry("t", scored(0.45, auc=0.8))
+    assert default_model([c, tie]) is tie  # tie-break: impaired-vs-NonDemented AUC
+    lesson = entry("l", scored(0.99, training={"split": "random slices (leaky)"}))
+    assert default_model([b, lesson]) is b  # the leakage lesson is never a clinical choice
+    binary = entry("e", {**scored(0.9), "class_names": ["NonDemented", "Demented"]})
+    assert default_model([binary, b]) is b  # a two-class model does not stage
     d = entry("d", {"default": True, **scored(0.1)})
     assert default_model([a, b, c, d]) is d
 
