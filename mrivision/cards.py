@@ -49,6 +49,15 @@ def resolve(name_or_path: str | Path) -> tuple[Path, Path]:
     return weights, card
 
 
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON to a temporary file beside `path`, then rename it over `path` (never half a card)."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
 def read_card(card_path: Path) -> dict[str, Any]:
     try:
         card = json.loads(card_path.read_text())

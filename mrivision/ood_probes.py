@@ -186,17 +186,25 @@ def generate_all(n: int, seed: int = 0, shape: tuple[int, int] | None = None,
 
 
 def measure(ood: dict, mri_slices: Sequence[np.ndarray], n: int = 50, seed: int = 0,
-            shape: tuple[int, int] | None = None) -> dict:
+            shape: tuple[int, int] | None = None, spec=None) -> dict:
     """False-alarm rate of the detector `ood` (a card's ``ood``) on real `mri_slices`, and its
     detection rate on `n` generated images of every family (``inverted_mri`` inverts `mri_slices`).
-    Returns the dict stored on the card as ``ood["measured"]``."""
+    With the model's `spec`, images are framed as the model frames them (a version-3 detector judges
+    the framed slice; no brain found counts as flagged). Returns the card's ``ood["measured"]``."""
     from .ood import ood_distance
+    from .transforms import frame
+
+    def distance(im: np.ndarray) -> float:
+        if spec is None or ood.get("version", 1) < 3:
+            return ood_distance(im, ood)
+        canvas, placed = frame(im, spec)
+        return ood_distance(canvas, ood) if placed.brain_found else float("inf")
 
     threshold = float(ood["threshold"])
-    mri = np.array([ood_distance(im, ood) for im in mri_slices])
+    mri = np.array([distance(im) for im in mri_slices])
     detection, closest = {}, {}
     for family, images in generate_all(n, seed, shape, list(mri_slices)).items():
-        d = np.array([ood_distance(im, ood) for im in images])
+        d = np.array([distance(im) for im in images])
         detection[family] = float(np.mean(d > threshold))
         closest[family] = round(float(d.min() / threshold), 3)
     p99 = round(float(np.quantile(mri, 0.99) / threshold), 3) if len(mri) else None

@@ -402,7 +402,7 @@ def card_with_test_metrics(model: MRINet, card: dict[str, Any], cfg: TrainConfig
                            log: Callable[[str], None]) -> dict[str, Any]:
     """Save the model; evaluate what ships on the literature's test split and on the external cohort
     (where given and present) and store both in its card (`metrics.test`, `metrics.external`)."""
-    from .cards import read_card
+    from .cards import read_card, write_json_atomic
     from .evaluate import format_report
     from .evaluation_run import evaluate_model
     from .predictor import Predictor
@@ -426,13 +426,6 @@ def card_with_test_metrics(model: MRINet, card: dict[str, Any], cfg: TrainConfig
         card["metrics"] = metrics
         write_json_atomic(card_path, card)
     return card
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary file beside `path`, then rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def hardware() -> str:

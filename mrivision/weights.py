@@ -1,14 +1,13 @@
 """Shipped weights: `<name>.safetensors` + `<name>.json` card, with a SHA-256 checked at load."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .cards import read_card, resolve, sha256_file, verify_weights
+from .cards import read_card, resolve, sha256_file, verify_weights, write_json_atomic
 from .errors import ModelLoadError
 from .models import MRINet, ModelSpec, create_model
 
@@ -22,7 +21,7 @@ def save_model(model: MRINet, card: dict[str, Any], out_dir: Path, half: bool = 
     save_file(state, str(weights), metadata={"name": name})
     card = {**card, "name": name, "spec": model.spec.to_dict(), "weights_file": weights.name,
             "weights_sha256": sha256_file(weights), "storage_dtype": "float16" if half else "float32"}
-    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2))
+    write_json_atomic(out_dir / f"{name}.json", card)
     return weights
 
 

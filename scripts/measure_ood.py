@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,9 @@ from mrivision.data import load_dataset, read_sample
 from mrivision.errors import ImageLoadError, ModelLoadError
 from mrivision.ood import fit_ood
 from mrivision.ood_probes import measure
-from mrivision.cards import read_card, resolve
+from mrivision.cards import read_card, resolve, write_json_atomic
+from mrivision.spec import ModelSpec
+from mrivision.transforms import frame
 
 
 def read_slices(path: str, class_names: list[str]) -> list[np.ndarray]:
@@ -53,12 +54,6 @@ def table(measured: dict, threshold: float) -> str:
     return "\n".join(lines) + f"\n\nthreshold (Mahalanobis distance): {threshold:.3f}"
 
 
-def write_card(card_path: Path, card: dict) -> None:
-    tmp = card_path.with_name(f".{card_path.name}.tmp")
-    tmp.write_text(json.dumps(card, indent=2))
-    os.replace(tmp, card_path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="shipped model name, or a .safetensors / .json path")
@@ -77,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     class_names = card.get("class_names") or card.get("spec", {}).get("class_names")
     if args.refit_train:
         started = time.time()
-        card["ood"] = fit_ood(read_slices(args.refit_train, class_names))
+        spec = ModelSpec.from_dict(card["spec"])
+        slices = read_slices(args.refit_train, class_names)
+        if spec.framing == "canonical":
+            slices = [frame(im, spec)[0] for im in slices]
+        card["ood"] = fit_ood(slices, framing=spec.framing)
         card["ood"]["fitted_on"] = str(args.refit_train)
         print(f"refitted the detector on {card['ood']['n_fit']} slices from {args.refit_train} "
               f"in {time.time() - started:.0f} s")
@@ -90,13 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no test data: pass --data TEST_DIR", file=sys.stderr)
         return 2
     started = time.time()
-    measured = measure(ood, read_slices(data, class_names), n=args.n, seed=args.seed)
+    measured = measure(ood, read_slices(data, class_names), n=args.n, seed=args.seed,
+                       spec=ModelSpec.from_dict(card["spec"]))
     measured["data"] = str(data)
     ood["measured"] = measured
     print(f"{card.get('name', card_path.stem)}: out-of-distribution detector ({time.time() - started:.0f} s)\n")
     print(table(measured, float(ood["threshold"])))
     if args.write_card:
-        write_card(card_path, card)
+        write_json_atomic(card_path, card)
         print(f"\nwrote card['ood'] to {card_path}")
     else:
         print("\n(not written; add --write-card to store it in the card)")
