@@ -391,6 +391,22 @@ def format_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def bench_scan(predictor: Any, runs: int = 10, n_slices: int = 30) -> dict[str, float]:
+    """p50 seconds of `predict_scan` on an `n_slices` volume, of the case report's PDF alone, and of a
+    report with its Grad-CAM heatmap (what `mrivision report` does after loading the model)."""
+    from .report import case_report
+
+    volume = np.stack([brain_slice(predictor.spec.input_size, seed=i) for i in range(n_slices)])
+    result = predictor.predict_scan(volume)  # warm: engine, CAM imports
+    img = volume[result.slices_used[0]]
+    heat = predictor.explain(img)
+    scan = [_timed(lambda: predictor.predict_scan(volume))[0] for _ in range(runs)]
+    pdf = [_timed(lambda: case_report(predictor, result, img, heat))[0] for _ in range(runs)]
+    full = [_timed(lambda: case_report(predictor, result, img, predictor.explain(img)))[0] for _ in range(runs)]
+    return {"slices": n_slices, "predict_scan_s_p50": _pct(scan, 50), "report_pdf_s_p50": _pct(pdf, 50),
+            "report_with_gradcam_s_p50": _pct(full, 50)}
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from .models import list_specs
     from .cards import list_shipped
@@ -399,6 +415,15 @@ def run_bench(args: argparse.Namespace) -> int:
     if runs < 1:
         raise ValueError("--runs must be at least 1")
     as_json = bool(getattr(args, "json", False))
+    if getattr(args, "scan", False):
+        from .predictor import load_model
+
+        names = [s.strip() for s in args.models.split(",")] if getattr(args, "models", None) else ["default"]
+        out = {name: bench_scan(load_model(name), runs=min(runs, 10)) for name in names}
+        print(json.dumps(out, indent=2) if as_json else "\n".join(
+            f"{n}: {r['slices']}-slice volume predicted in {r['predict_scan_s_p50']:.3f} s (p50); case report "
+            f"{r['report_pdf_s_p50']:.3f} s, with its Grad-CAM {r['report_with_gradcam_s_p50']:.3f} s" for n, r in out.items()))
+        return 0
     sources = [s.strip() for s in args.models.split(",") if s.strip()] if getattr(args, "models", None) else list_shipped()
     if not sources:
         message = ("no shipped models in weights/. Pass --models with paths, or with registered spec names "

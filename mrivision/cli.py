@@ -306,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--robustness", action="store_true",
                    help="accuracy and OOD rate under re-framings and intensity shifts, external cohort, non-brain probes")
+    p.add_argument("--scan", action="store_true", help="time a 30-slice scan prediction and the PDF case report")
     p.add_argument("--data", default="../shared/data/alzheimer-4class/test", help="--robustness: labelled slices")
     p.add_argument("--external", default="../shared/data/oasis2-external-val/manifest.csv",
                    help="--robustness: the external cohort's manifest")

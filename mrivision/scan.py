@@ -7,7 +7,7 @@ cross-section is near its largest. A slice is used when (1) its brain cross-sect
 (2) the OOD check does not flag it. If no slice passes both, the largest cross-sections are used
 and the scan is flagged. The scan's probabilities are the mean of the used slices' probabilities,
 the protocol's scan level (`evaluate.aggregate_by_group`); `scripts/scan_aggregation.py` measures
-the alternatives.
+the alternatives in `AGGREGATIONS`.
 """
 from __future__ import annotations
 
@@ -24,6 +24,30 @@ from .volume import Volume
 if TYPE_CHECKING:
     from .predictor import Prediction, Predictor
 
+def _mean(p: np.ndarray) -> np.ndarray:
+    return p.mean(axis=0)
+
+
+def _log_mean(p: np.ndarray) -> np.ndarray:
+    g = np.exp(np.log(np.clip(p, 1e-12, None)).mean(axis=0))
+    return g / g.sum()
+
+
+def _trimmed(p: np.ndarray) -> np.ndarray:
+    """Mean without the slice farthest (L1) from the plain mean, when there are at least 4."""
+    if len(p) < 4:
+        return _mean(p)
+    far = int(np.abs(p - p.mean(axis=0)).sum(axis=1).argmax())
+    return np.delete(p, far, axis=0).mean(axis=0)
+
+
+def _vote(p: np.ndarray) -> np.ndarray:
+    votes = np.bincount(p.argmax(axis=1), minlength=p.shape[1]).astype(float)
+    return (votes + 1e-3 * p.mean(axis=0)) / (votes + 1e-3 * p.mean(axis=0)).sum()  # ties: the mean decides
+
+
+AGGREGATIONS = {"mean": _mean, "log_mean": _log_mean, "trimmed": _trimmed, "vote": _vote}
+AGGREGATION = "mean"  # what predict_scan uses (scripts/scan_aggregation.py measures the others)
 LEVEL_AREA = 0.7
 FALLBACK_SLICES = 3
 WARNING_NO_LEVEL = ("No slice of this scan looks like the axial level the model was trained on (through the "
@@ -79,7 +103,7 @@ def predict_scan(predictor: "Predictor", volume: Volume | Sequence[np.ndarray] |
     if len(used) == 0:
         used = np.sort(np.argsort(-areas)[:FALLBACK_SLICES])
         warnings.append(WARNING_NO_LEVEL)
-    mean = probs[used].mean(axis=0)
+    mean = AGGREGATIONS[AGGREGATION](probs[used])
     k = int(mean.argmax())
     stage, spread = expected_stage(mean[None])
     agreement = float(np.mean(probs[used].argmax(axis=1) == k))
