@@ -55,6 +55,8 @@ class TrainConfig:
     val_fraction: float = 0.15
     group_threshold: float = 0.97
     random_split: bool = False  # the leakage lesson: split slices at random, ignoring scans
+    chain_end_val: int = 0  # > 0: validate on this many slices at each end of every scan's slice chain (mirrors
+    # how test/ was built: other slices of the training subjects, next to the training range); for the literature split
     monitor: str = "macro_f1"  # validation metric for early stopping and LR plateau
     patience: int = 5
     lr_patience: int = 2
@@ -97,8 +99,12 @@ def assign_groups(samples: list[Sample], images: list[np.ndarray], threshold: fl
     return [dataclasses.replace(s, group=g) for s, g in zip(samples, groups)]
 
 
-def split(cfg: TrainConfig, samples: list[Sample]) -> tuple[list[int], list[int]]:
+def split(cfg: TrainConfig, samples: list[Sample], images: Sequence[np.ndarray] | None = None) -> tuple[list[int], list[int]]:
     """Indices of training and validation samples."""
+    if cfg.chain_end_val:
+        if images is None:
+            raise ValueError("a chain-end split needs the images (to order each scan's slices)")
+        return chain_end_split(samples, images, cfg.chain_end_val)
     if cfg.random_split:
         rng = np.random.default_rng(cfg.seed)
         order = rng.permutation(len(samples))
@@ -109,6 +115,28 @@ def split(cfg: TrainConfig, samples: list[Sample]) -> tuple[list[int], list[int]
     return [index[s.name] for s in tr], [index[s.name] for s in va]
 
 
+def chain_end_split(samples: Sequence[Sample], images: Sequence[np.ndarray], k: int) -> tuple[list[int], list[int]]:
+    """Hold out the `k` slices at each end of every scan's slice chain (scans with at least 2k + 3
+    slices). A scan's slices are ordered by the spectral (Fiedler) ordering of their thumbnail
+    correlations: neighbouring slices correlate most, so the order follows the slice levels."""
+    from .data import thumbnails
+
+    by_group: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_group.setdefault(s.group, []).append(i)
+    val: list[int] = []
+    for idx in by_group.values():
+        if len(idx) < 2 * k + 3:
+            continue
+        t = thumbnails([images[i] for i in idx])
+        w = np.clip(t @ t.T, 0, None)
+        laplacian = np.diag(w.sum(1)) - w
+        order = np.argsort(np.linalg.eigh(laplacian)[1][:, 1])
+        val += [idx[j] for j in (*order[:k], *order[-k:])]
+    held = set(val)
+    return [i for i in range(len(samples)) if i not in held], sorted(val)
+
+
 def prepare_data(cfg: TrainConfig, class_names: Sequence[str]) -> tuple[list[Sample], list[np.ndarray], list[int], list[int]]:
     """The config's samples (with scan groups), their images, and training / validation indices."""
     samples = [s for path in ([cfg.data] if isinstance(cfg.data, str) else cfg.data)
@@ -117,7 +145,7 @@ def prepare_data(cfg: TrainConfig, class_names: Sequence[str]) -> tuple[list[Sam
         samples = [samples[i] for i in np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.limit]]
     images = load_images(samples, "reading images")
     samples = assign_groups(samples, images, cfg.group_threshold)
-    tr_idx, va_idx = split(cfg, samples)
+    tr_idx, va_idx = split(cfg, samples, images)
     return samples, images, tr_idx, va_idx
 
 
@@ -385,7 +413,9 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
                      "history": state["history"],
                      "seconds": round(time.time() - started), "feature_cache_seconds": round(cache_s),
                      "hardware": hardware(), "peak_rss_mb": round(peak_rss_mb()),
-                     "split": "random slices (leaky)" if cfg.random_split else "pseudo-scan groups from train/",
+                     "split": "random slices (leaky)" if cfg.random_split else
+                     f"{cfg.chain_end_val} slices at each end of every pseudo-scan's slice chain (as test/ was built)"
+                     if cfg.chain_end_val else "pseudo-scan groups from train/",
                      "n_train": len(tr_idx), "n_val": len(va_idx)},
         "data": {"train": fingerprint(samples)},
         "parameters": sum(p.numel() for p in model.parameters()),
