@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from .constants import CLASS_NAMES, WEIGHTS_DIR
+from .constants import CLASS_NAMES, weights_dir
 from .errors import ModelLoadError
 
 
@@ -41,7 +41,7 @@ def resolve(name_or_path: str | Path) -> tuple[Path, Path]:
     elif p.parent != Path(".") or p.exists():
         base = p
     else:
-        base = WEIGHTS_DIR / str(name_or_path)
+        base = weights_dir() / str(name_or_path)
     weights, card = base.with_suffix(".safetensors"), base.with_suffix(".json")
     for f in (weights, card):
         if not f.is_file():
@@ -68,7 +68,8 @@ def read_card(card_path: Path) -> dict[str, Any]:
     return card
 
 
-def list_shipped(directory: Path = WEIGHTS_DIR) -> list[str]:
+def list_shipped(directory: Path | None = None) -> list[str]:
+    directory = weights_dir() if directory is None else directory
     return sorted(p.stem for p in directory.glob("*.safetensors") if p.with_suffix(".json").is_file())
 
 
@@ -115,8 +116,9 @@ def pick_default(cards: Mapping[str, Mapping[str, Any]]) -> str | None:
     return next(iter(staged or clinical or cards), None)
 
 
-def default_shipped(directory: Path = WEIGHTS_DIR) -> str | None:
+def default_shipped(directory: Path | None = None) -> str | None:
     """The name of the shipped model the app and CLI use by default (cards that cannot be read are skipped)."""
+    directory = weights_dir() if directory is None else directory
     cards = {}
     for name in list_shipped(directory):
         try:

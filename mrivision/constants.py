@@ -6,6 +6,15 @@ from pathlib import Path
 CLASS_NAMES: tuple[str, ...] = ("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented")
 BINARY_CLASS_NAMES: tuple[str, ...] = ("NonDemented", "Demented")
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # shipped `NAME.safetensors` + `NAME.json`
+WEIGHTS_ENV = "MRIVISION_WEIGHTS_DIR"  # another weights folder, for the CLI and the app alike
+
+
+def weights_dir() -> Path:
+    """Where models are looked up by name: $MRIVISION_WEIGHTS_DIR if set, else the checkout's `weights/`."""
+    import os
+
+    env = os.environ.get(WEIGHTS_ENV, "").strip()
+    return Path(env).expanduser() if env else WEIGHTS_DIR
 
 CLASS_ALIASES: dict[str, str] = {
     # canonical names, lower-cased, punctuation stripped -> canonical

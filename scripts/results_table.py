@@ -17,30 +17,42 @@ def _ci(metrics: dict, level: str, key: str) -> str:
     return f"{value:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{value:.3f}"
 
 
+def _auc(metrics: dict | None) -> str:
+    b = (metrics or {}).get("binary_auc") or {}
+    if b.get("scan") is None:
+        return "–"
+    lo, hi = ((b.get("ci") or {}).get("scan") or [None, None])
+    return f"{b['scan']:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{b['scan']:.3f}"
+
+
 def row(card: dict) -> str:
-    test = card.get("metrics", {}).get("test")
+    metrics = card.get("metrics", {})
+    cv, ext, test = metrics.get("cv"), metrics.get("external"), metrics.get("test")
     train = card.get("training", {})
-    cells = [f"`{card['name']}`", card["spec"].get("arch") or card["spec"]["family"],
-             f"{card['spec']['input_size'][0]}x{card['spec']['input_size'][1]}", str(len(card["class_names"]))]
+    lesson = "random" in train.get("split", "")
+    framing = card["spec"].get("framing", "letterbox")
+    ensemble = f", {card['spec']['ensemble']}-fold ensemble" if card["spec"].get("ensemble") else ""
+    cells = [f"`{card['name']}`" + (" (lesson: leaky)" if lesson else ""),
+             f"{card['spec'].get('arch') or card['spec']['family']}{ensemble}",
+             f"{card['spec']['input_size'][0]}x{card['spec']['input_size'][1]} {framing}", str(len(card["class_names"]))]
+    cells += [_ci(cv, "scan", "balanced_accuracy"), _auc(cv)] if cv else ["not measured", "–"]
+    cells += [_ci(ext, "scan", "balanced_accuracy"), _auc(ext)] if ext else ["–", "–"]
     if test:
-        cells += [_ci(test, "slice", "accuracy"), _ci(test, "slice", "macro_f1"),
-                  f"{test['slice'].get('roc_auc_macro') or 0:.3f}", _ci(test, "scan", "accuracy")]
+        cells += [_ci(test, "slice", "accuracy"), _ci(test, "slice", "macro_f1"), _ci(test, "scan", "accuracy")]
     else:
-        cells += ["–"] * 4
+        cells += ["–"] * 3
     faith = card.get("faithfulness", {})
     cells.append(f"{faith['gradcam']['top20_drop'] * 100:.0f} vs {faith['random']['top20_drop'] * 100:.0f} pp"
                  if "gradcam" in faith else "–")
-    val = train.get("best_val", {})
-    leaky = " (random re-split: leaky)" if "random" in train.get("split", "") else ""
-    cells.append(f"{val['val_accuracy']:.3f}{leaky}" if "val_accuracy" in val else "–")
     return "| " + " | ".join(cells) + " |"
 
 
 def table(weights: Path) -> str:
     cards = [json.loads(p.read_text()) for p in sorted(weights.glob("*.json"))]
-    head = ("| model | backbone | input | classes | slice accuracy [95% CI] | slice macro-F1 [95% CI] | OvR AUC "
-            "| scan accuracy [95% CI] | Grad-CAM top-20% removal vs random | new-subject val. accuracy |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| model | backbone | input, framing | classes | new patients: CV subject bal. acc. [95% CI] "
+            "| CV impaired AUC | external cohort bal. acc. [95% CI] | external impaired AUC [95% CI] "
+            "| test/ slice accuracy [95% CI] | test/ slice macro-F1 | test/ scan accuracy "
+            "| Grad-CAM top-20% removal vs random |\n" + "|---" * 12 + "|")
     return "\n".join([head] + [row(c) for c in cards if "spec" in c])
 
 

@@ -1,8 +1,10 @@
-"""Add measured faithfulness (CAM methods vs RandomCAM) and CPU bench numbers to shipped cards.
+"""Add measured faithfulness (CAM methods vs RandomCAM), CPU bench numbers and the external cohort's
+metrics (`--external MANIFEST`: `metrics.external`, bootstrap over subjects) to shipped cards.
 
 The bench is `mrivision bench`'s (one fresh process per model); its table is printed at the end.
 
     python scripts/update_cards.py --test ../shared/data/alzheimer-4class/test [--models a,b] [--n 40]
+        [--external ../shared/data/oasis2-external-val/manifest.csv] [--skip-bench] [--skip-faithfulness]
 
 Faithfulness uses a fixed, class-stratified sample of test slices; only the card JSON changes
 (its `weights_sha256` covers the .safetensors file, which is not touched).
@@ -16,7 +18,8 @@ import sys
 import numpy as np
 
 from mrivision.bench import bench_in_subprocess, format_table
-from mrivision.cards import resolve
+from mrivision.cards import resolve, write_json_atomic
+from mrivision.evaluation_run import evaluate_model
 from mrivision.data import load_dataset, read_sample
 from mrivision.faithfulness import measure_faithfulness, plain_sentence
 from mrivision.predictor import Predictor, list_models
@@ -42,6 +45,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=50, help="bench repetitions")
     ap.add_argument("--skip-bench", action="store_true")
     ap.add_argument("--skip-faithfulness", action="store_true")
+    ap.add_argument("--external", help="the external cohort's manifest: evaluated into metrics.external")
     args = ap.parse_args()
     benched = []
     for name in args.models.split(",") if args.models else list_models():
@@ -62,7 +66,11 @@ def main() -> int:
                 print(name, "bench failed:", result["error"], flush=True)
             else:
                 card["bench"] = result
-        card_path.write_text(json.dumps(card, indent=2))
+        if args.external:
+            result = evaluate_model(Predictor.load(name), args.external)
+            card.setdefault("metrics", {}).update(external=result, external_data={"path": args.external, **result["data"]})
+            print(name, f"external balanced accuracy {result['scan']['balanced_accuracy']:.3f}", flush=True)
+        write_json_atomic(card_path, card)
     if benched:
         print(format_table(benched))
     return 0

@@ -94,12 +94,13 @@ def test_export_refuses_a_graph_whose_logits_differ(model_copy, monkeypatch):
     assert not engine_path(model_copy).exists()
 
 
-def test_default_model_is_the_flagged_card_else_the_best_four_stage_macro_f1():
-    def card(f1, classes=("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented"), **kw):
-        return {"class_names": list(classes), "metrics": {"test": {"slice": {"macro_f1": f1}}}, **kw}
+def test_default_model_is_the_flagged_card_else_the_best_on_subject_level_cv():
+    def card(cv, classes=("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented"), test=0.5, **kw):
+        return {"class_names": list(classes), **kw, "metrics": {
+            "cv": {"scan": {"balanced_accuracy_excl_last": cv}}, "test": {"slice": {"macro_f1": test}}}}
 
-    cards = {"a": card(0.5), "b": card(0.6), "binary": card(0.9, classes=("NonDemented", "Demented"))}
-    assert pick_default(cards) == "b"
+    cards = {"a": card(0.5, test=0.9), "b": card(0.6, test=0.1), "binary": card(0.9, classes=("NonDemented", "Demented"))}
+    assert pick_default(cards) == "b"  # never the test split
     assert pick_default({**cards, "a": card(0.5, default=True)}) == "a"
     assert pick_default({"x": {}, "y": {}}) == "x" and pick_default({}) is None
     shipped = default_shipped()

@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import string
 import sys
 import threading
@@ -25,14 +24,13 @@ import streamlit as st
 
 from mrivision import ImageLoadError, ModelLoadError
 from mrivision.cards import is_lesson, metric, pick_default, test_metric
-from mrivision.constants import CLASS_NAMES, WEIGHTS_DIR
+from mrivision.constants import CLASS_NAMES, WEIGHTS_ENV, weights_dir as package_weights_dir
 from mrivision.io import ImageInfo, describe_image, load_image
 
 if TYPE_CHECKING:  # torch loads in the background (`preload`), so the first page shows without waiting for it
     from mrivision import Prediction, Predictor
 
 DISCLAIMER = "Research demo — not a medical device. Not for diagnosis or treatment decisions."
-WEIGHTS_ENV = "MRIVISION_WEIGHTS_DIR"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO_ROOT / "examples"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "dcm", "nii", "gz"]
@@ -97,8 +95,7 @@ class ModelEntry:
 
 def weights_dir() -> Path:
     """The folder holding `NAME.safetensors` + `NAME.json`: $MRIVISION_WEIGHTS_DIR, else the package's."""
-    env = os.environ.get(WEIGHTS_ENV, "").strip()
-    return Path(env).expanduser() if env else WEIGHTS_DIR
+    return package_weights_dir()
 
 
 def _signature(directory: Path) -> tuple[tuple[str, int], ...]:
