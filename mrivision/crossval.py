@@ -67,7 +67,6 @@ def cross_validate(cfg: TrainConfig, resume: bool = False, log: Callable[[str], 
     spec = build_spec(cfg)
     cv_dir = Path(cfg.run_dir) / cfg.run_name / "cv"
     cv_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
     samples, images, _, _ = prepare_data(cfg, spec.class_names)
     labels = np.array([s.label for s in samples])
     groups = [s.group for s in samples]
@@ -100,7 +99,9 @@ def cross_validate(cfg: TrainConfig, resume: bool = False, log: Callable[[str], 
                 t0 = time.time()
                 source = FeatureSource(model, [frame(im, spec)[0] for im in images], cfg)
                 cache_s = time.time() - t0
+                (cv_dir / "cache.json").write_text(json.dumps({"feature_cache_seconds": round(cache_s)}))
             model.trainable_part().load_state_dict(initial)
+            t_fold = time.time()
             log(f"fold {k}: {len(tr_idx)} train / {len(va_idx)} inner-val / {len(held)} held-out slices")
             result = fit(model, source, labels, tr_idx, va_idx, cfg, fold_dir, resume, log)
             temperature = fit_temperature(result.val_logits, labels[va_idx])
@@ -108,15 +109,18 @@ def cross_validate(cfg: TrainConfig, resume: bool = False, log: Callable[[str], 
             np.save(fold_dir / "oof.npy", oof[held])
             row = {"fold": k, "best_epoch": result.state["best_epoch"], "epochs_run": result.state["epoch"],
                    "temperature": temperature, "n_train": len(tr_idx), "n_inner_val": len(va_idx),
-                   "n_held_out": int(len(held)), "subjects_held_out": len({groups[i] for i in held})}
+                   "n_held_out": int(len(held)), "subjects_held_out": len({groups[i] for i in held}),
+                   "seconds": round(time.time() - t_fold)}
             done.write_text(json.dumps(row, indent=2))
         fold_rows.append(row)
     result = evaluate_predictions(labels, oof, spec.class_names, groups)
     predictions_table([s.name for s in samples], groups, labels, oof, spec.class_names).to_csv(cv_dir / "oof.csv", index=False)
     log("cross-validation (out of fold):\n" + format_report(result))
+    if (cv_dir / "cache.json").is_file():  # the (first) run that computed the features
+        cache_s = json.loads((cv_dir / "cache.json").read_text())["feature_cache_seconds"]
     summary = {"folds": cfg.folds, "n_subjects": n_subjects, "seed": cfg.seed, **result,
                "per_fold": fold_rows, "tta_hflip": False, "feature_cache_seconds": round(cache_s),
-               "seconds": round(time.time() - started),
+               "seconds": sum(int(r.get("seconds", 0)) for r in fold_rows) + round(cache_s),
                "protocol": "subject-level K-fold over train/ pseudo-subjects, stratified by class; each fold "
                            "early-stops on an inner subject-level split of its training folds"}
     (cv_dir / "metrics.json").write_text(json.dumps(summary, indent=2))

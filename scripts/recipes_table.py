@@ -1,0 +1,50 @@
+"""Print the README's table of cross-validated recipes from their cards (shipped or not).
+
+    python scripts/recipes_table.py runs/weights/*.json weights/NAME.json ...
+
+One row per card with `metrics.cv`: subject-level CV, the external cohort, the literature split,
+and what the recipe cost (CV wall time on this machine: the folds plus computing the cached features).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _v(metrics: dict | None, level: str, key: str) -> str:
+    if not metrics:
+        return "–"
+    value = (metrics.get(level) or {}).get(key)
+    ci = ((metrics.get("ci") or {}).get(level) or {}).get(key)
+    if value is None:
+        return "–"
+    return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci and ci[0] is not None else f"{value:.3f}"
+
+
+def _auc(metrics: dict | None) -> str:
+    b = (metrics or {}).get("binary_auc") or {}
+    return "–" if b.get("scan") is None else f"{b['scan']:.3f}"
+
+
+def main(paths: list[str]) -> int:
+    print("| recipe (config) | CV subject bal. acc. | CV bal. acc. w/o Moderate | CV impaired AUC | CV QWK "
+          "| external bal. acc. | external impaired AUC | test/ slice acc. | test/ macro-F1 | CV cost |")
+    print("|---" * 10 + "|")
+    for path in paths:
+        card = json.loads(Path(path).read_text())
+        m = card.get("metrics") or {}
+        cv = m.get("cv")
+        if not cv:
+            continue
+        config = (card.get("training") or {}).get("config") or {}
+        minutes = (cv.get("seconds") or 0) / 60
+        print(f"| `{card['name']}` ({config.get('name') or config.get('model')}) | {_v(cv, 'scan', 'balanced_accuracy')} "
+              f"| {_v(cv, 'scan', 'balanced_accuracy_excl_last')} | {_auc(cv)} | {_v(cv, 'scan', 'quadratic_kappa')} "
+              f"| {_v(m.get('external'), 'scan', 'balanced_accuracy')} | {_auc(m.get('external'))} "
+              f"| {_v(m.get('test'), 'slice', 'accuracy')} | {_v(m.get('test'), 'slice', 'macro_f1')} | {minutes:.0f} min |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
