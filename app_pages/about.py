@@ -20,14 +20,18 @@ screening or treatment decisions. Its outputs are not clinical findings.
 original train/test split. The data set contains pre-processed 2-D slices, not full scans, and is strongly
 imbalanced (few ModerateDemented slices).
 
-**Evaluation protocol.**
-- Validation data is carved from the training folder by *pseudo-scan groups*: slices that look like
-  neighbours of the same scan are kept together, so no scan is split between training and validation.
-- The test set is the data set's original test folder, never used for training, model selection or
-  calibration.
-- Metrics are reported per slice and per scan (slice probabilities averaged within a scan).
-- 95% confidence intervals come from a percentile bootstrap that resamples whole scans.
-- Confidence values are calibrated with temperature scaling fitted on the validation data.
+**Evaluation protocol.** Every model card holds three numbers, each with 95% confidence intervals from a
+percentile bootstrap over subjects (scans for the test split):
+- *New patients*: subject-level K-fold cross-validation over the training folder's pseudo-subjects (slices
+  that look like neighbours of one scan are grouped, and no subject is on both sides of a fold). This is
+  where models are selected, and it is the number a new patient can expect.
+- *Another cohort*: an external validation cohort from OASIS-2 (other subjects, other processing), used to
+  check and select, never to train or fit anything.
+- *The literature's split*: the data set's original test folder. It holds other slices of subjects whose
+  slices are also in the training folder, so it rewards recognising them; it is the number published work
+  quotes. It is never used for training, model selection or calibration.
+- Metrics are reported per slice and per scan or subject (slice probabilities averaged). Confidence values
+  are calibrated with temperature scaling fitted on validation data.
 
 **The leakage lesson.** Accuracies of 95–99% are often quoted for this data set. They come from splitting
 the slices at random, which puts neighbouring slices of the *same scan* into both training and test sets:
@@ -39,8 +43,12 @@ and a better guide to how the model would do on scans it has never seen.
 - The training data comes from one public collection; other scanners, protocols, orientations and
   pre-processing can make predictions meaningless (the app warns when an input looks unlike the training
   slices, but cannot catch everything).
-- The classes are ordered stages, but the model treats them as unrelated categories; the confusion
-  matrix on the Metrics page shows which ones it mixes up.
+- The classes are ordered stages: the app shows an expected stage (a probability-weighted severity score)
+  with its spread beside the class probabilities; the confusion matrix on the Metrics page shows which
+  stages a model mixes up.
+- Slices are put into one canonical framing (brain found, cropped, centred, intensities mapped) before a
+  model sees them, for models trained that way; a whole scan is staged from the slices at the level the
+  models were trained on (the Whole scan page).
 - Heatmaps show what influenced the model, which is not the same as where disease is.
 
 **Licences.** The MRI Vision code is released under the MIT licence. The data set and any pretrained
@@ -58,9 +66,7 @@ for entry in models:
                      expanded=len(models) == 1):
         if card.get("description"):
             st.write(ui.esc(card["description"]))
-        f1, acc = entry.test_metric("macro_f1"), entry.test_metric("accuracy")
-        if f1 is not None:
-            st.write(f"Test accuracy {ui.fmt(acc)}, macro-F1 {ui.fmt(f1)} (slice level).")
+        st.dataframe(ms.three_numbers(card), hide_index=True)
         st.write("Classes: " + ", ".join(ui.esc(c) for c in card.get("class_names", [])))
         prep = card.get("preprocessing") or {}
         if prep:
