@@ -147,9 +147,11 @@ class Predictor:
         out = []
         for i in range(0, len(canvases), batch_size):
             x = normalise(canvases[i:i + batch_size], self.spec)
-            y = self.forward(x)
-            if self.tta:
-                y = (y + self.forward(x[..., ::-1])) / 2
+            if self.tta:  # the slices and their mirror images in one forward pass
+                y = self.forward(np.concatenate([x, x[..., ::-1]]))
+                y = (y[:len(x)] + y[len(x):]) / 2
+            else:
+                y = self.forward(x)
             out.append(y)
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
