@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .data import Sample, fingerprint, group_split
+from .data import Sample, fingerprint, group_split, groups_by_class
 from .evaluate import apply_temperature, evaluate_predictions, fit_temperature, format_report, predictions_table
 from .models import create_model
 from .train import FeatureSource, TrainConfig, build_spec, fit, prepare_data, run_logits, set_seed
@@ -36,11 +36,7 @@ def subject_folds(samples: Sequence[Sample], k: int, seed: int = 0) -> np.ndarra
     if k < 2:
         raise ValueError(f"cross-validation needs at least 2 folds, got {k}")
     rng = np.random.default_rng(seed)
-    by_class: dict[int, list[str]] = {}
-    for s in samples:
-        by_class.setdefault(s.label, [])
-        if s.group not in by_class[s.label]:
-            by_class[s.label].append(s.group)
+    by_class = groups_by_class(samples)
     fold_of: dict[str, int] = {}
     offset = 0
     for label in sorted(by_class):

@@ -216,14 +216,20 @@ def pseudo_scan_groups(images: Sequence[np.ndarray], labels: Sequence[int], thre
     return groups
 
 
-def group_split(samples: Sequence[Sample], val_fraction: float = 0.15, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
-    """Split by group, stratified by class: no group appears on both sides."""
-    rng = np.random.default_rng(seed)
+def groups_by_class(samples: Sequence[Sample]) -> dict[int, list[str]]:
+    """Each class's groups (scans or subjects), in order of first appearance."""
     by_class: dict[int, list[str]] = {}
     for s in samples:
         by_class.setdefault(s.label, [])
         if s.group not in by_class[s.label]:
             by_class[s.label].append(s.group)
+    return by_class
+
+
+def group_split(samples: Sequence[Sample], val_fraction: float = 0.15, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """Split by group, stratified by class: no group appears on both sides."""
+    rng = np.random.default_rng(seed)
+    by_class = groups_by_class(samples)
     val_groups: set[str] = set()
     for label in sorted(by_class):
         groups = sorted(by_class[label])
