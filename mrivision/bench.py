@@ -385,7 +385,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
         lines.append(f"CPU: {r['cpu']} ({r['cpu_count']} cores), torch threads {r['threads']}, "
                      f"{r['runs']} runs, load average {r['load_avg_1m']}. Latencies are wall clock "
                      "(batch 1, preprocessing included); p50 = predict as the app runs it (with the card's "
-                     "flip TTA: two forwards); fwd p50 = the fast engine doing the naive baseline's work (one "
+                     "flip TTA: the slice and its mirror image as one batch of two); fwd p50 = the fast engine doing the naive baseline's work (one "
                      "forward); speedup = naive p50 / fwd p50, in the same run; cpu speedup is the same ratio in "
                      "CPU time, less sensitive to other load. b32 img/s: one forward per image, fast and naive.")
     return "\n".join(lines)

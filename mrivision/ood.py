@@ -120,7 +120,7 @@ def _mahalanobis(z: np.ndarray, inv: np.ndarray) -> np.ndarray:
 
 def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A plausible variant of a training slice: another slice level or head size (scale), a tilt,
-    a shift, a flip, and another contrast (gain, and gamma from exp(-0.4) to exp(0.4)). Widens the fitted distribution from
+    a shift, a flip, and another contrast (gain, and gamma from exp(-0.5) to exp(0.5)). Widens the fitted distribution from
     "these training slices" to "axial slices like these"."""
     img = np.asarray(img, np.float32)
     h, w = img.shape
@@ -129,7 +129,7 @@ def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     if rng.random() < 0.5:
         out = out[:, ::-1]
-    return np.clip(np.clip(out, 0, 1) ** np.exp(rng.uniform(-0.4, 0.4)) * rng.uniform(0.85, 1.15), 0, 1)
+    return np.clip(np.clip(out, 0, 1) ** np.exp(rng.uniform(-0.5, 0.5)) * rng.uniform(0.85, 1.15), 0, 1)
 
 
 def fit_ood(images: Sequence[np.ndarray], quantile: float = 0.99, folds: int = 5, jitters: int = 1,

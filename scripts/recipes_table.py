@@ -1,6 +1,6 @@
 """Print the README's table of cross-validated recipes from their cards (shipped or not).
 
-    python scripts/recipes_table.py runs/weights/*.json weights/NAME.json ...
+    python scripts/recipes_table.py runs/weights/*.json weights/NAME.json runs/NAME/cv/metrics.json ...
 
 One row per card with `metrics.cv`: subject-level CV, the external cohort, the literature split,
 and what the recipe cost (CV wall time on this machine: the folds plus computing the cached features).
@@ -33,6 +33,8 @@ def main(paths: list[str]) -> int:
     print("|---" * 10 + "|")
     for path in paths:
         card = json.loads(Path(path).read_text())
+        if "per_fold" in card:  # a CV run's metrics.json (runs/NAME/cv/): a recipe that was not shipped
+            card = {"name": Path(path).parent.parent.name, "metrics": {"cv": card}}
         m = card.get("metrics") or {}
         cv = m.get("cv")
         if not cv:
