@@ -3,10 +3,11 @@ import pandas as pd
 import streamlit as st
 
 from mrivision import ModelLoadError
+from mrivision.cards import is_lesson, metric
 from ui import common as ui
 
 ui.page_header("Compare", "The same image through every available model, side by side.")
-models = ui.list_models()
+models = [m for m in ui.list_models() if not is_lesson(m.card)]  # the leakage lesson is not a clinical answer
 if not models:
     ui.no_models_message()
     st.stop()
@@ -29,13 +30,18 @@ rows = []
 for entry, _, p in results:
     rows.append({"model": entry.name, "predicted stage": p.label, "confidence": p.confidence,
                  **{f"p_{c}": v for c, v in p.probabilities.items()},
+                 "expected stage": p.expected_stage,
+                 "CV bal. acc. (new patients)": metric(entry.card, "cv", "balanced_accuracy", "scan"),
+                 "external bal. acc.": metric(entry.card, "external", "balanced_accuracy", "scan"),
                  "test accuracy": entry.test_metric("accuracy"), "test macro-F1": entry.test_metric("macro_f1"),
                  "scan-level macro-F1": entry.test_metric("macro_f1", "scan"),
                  "validation split": ui.split_label(entry.card), "warnings": " ".join(p.warnings)})
 st.dataframe(pd.DataFrame(rows), hide_index=True,
              column_config={"confidence": st.column_config.NumberColumn(format="percent")})
-st.caption("Test accuracy and macro-F1 are slice-level figures from each model's card (held-out test set). "
-           "A two-class model's macro-F1 is not comparable with a four-stage model's.")
+st.caption("From each model's card: balanced accuracy per subject on new patients (subject-level "
+           "cross-validation) and on the external cohort; test accuracy and macro-F1 are slice-level figures on "
+           "the literature's test split (other slices of subjects seen in training). A two-class model's "
+           "macro-F1 is not comparable with a four-stage model's. The leakage-lesson model is not shown.")
 
 if len(results) == 1:
     st.info("Only one model is available, so there is nothing to compare against.")
