@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -51,8 +52,6 @@ def resolve(name_or_path: str | Path) -> tuple[Path, Path]:
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     """Write JSON to a temporary file beside `path`, then rename it over `path` (never half a card)."""
-    import os
-
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)

@@ -1,6 +1,7 @@
 """Names shared by every module: the four stages in their clinical order, where the weights live."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 CLASS_NAMES: tuple[str, ...] = ("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented")
@@ -11,8 +12,6 @@ WEIGHTS_ENV = "MRIVISION_WEIGHTS_DIR"  # another weights folder, for the CLI and
 
 def weights_dir() -> Path:
     """Where models are looked up by name: $MRIVISION_WEIGHTS_DIR if set, else the checkout's `weights/`."""
-    import os
-
     env = os.environ.get(WEIGHTS_ENV, "").strip()
     return Path(env).expanduser() if env else WEIGHTS_DIR
 

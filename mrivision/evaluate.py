@@ -392,12 +392,21 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _with_ci(result: dict, level: str, metric: str) -> str:
-    """"value [low, high]" of one metric at one level (no brackets without a CI)."""
-    value = result[level].get(metric)
-    ci = (result.get("ci") or {}).get(level, {}).get(metric)
-    text = _fmt(value)
-    return f"{text} [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else text
+def value_with_ci(result: dict | None, level: str, metric: str, missing: str = "n/a") -> str:
+    """"value [low, high]" of one metric of a result at one level (no brackets without a CI);
+    `missing` when the result or the value is absent."""
+    value = ((result or {}).get(level) or {}).get(metric)
+    if value is None:
+        return missing
+    ci = ((result.get("ci") or {}).get(level) or {}).get(metric)
+    return f"{_fmt(value)} [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else _fmt(value)
+
+
+def binary_auc_with_ci(result: dict | None, level: str = "scan", missing: str = "n/a") -> str:
+    """The impaired-vs-first-class AUC of a result at `level`, with its CI."""
+    return value_with_ci({level: {"auc": ((result or {}).get("binary_auc") or {}).get(level)},
+                          "ci": {level: {"auc": (((result or {}).get("binary_auc") or {}).get("ci") or {}).get(level)}}},
+                         level, "auc", missing)
 
 
 def _matrix_lines(matrix: list[list[int]], names: list[str]) -> list[str]:
@@ -426,17 +435,14 @@ def format_report(result: dict) -> str:
     label_width = max(len(label) for label, _ in headline) + 2
     lines.append(f"{'':<{label_width}}{'slice':<26}{'scan':<26}")
     for label, key in headline:
-        lines.append(f"{label:<{label_width}}{_with_ci(result, 'slice', key):<26}{_with_ci(result, 'scan', key):<26}")
+        lines.append(f"{label:<{label_width}}{value_with_ci(result, 'slice', key):<26}{value_with_ci(result, 'scan', key):<26}")
     for label, key in (("quadratic kappa", "quadratic_kappa"), ("stage MAE", "stage_mae")):
         if key in result["slice"]:
-            lines.append(f"{label:<{label_width}}{_with_ci(result, 'slice', key):<26}{_with_ci(result, 'scan', key):<26}")
+            lines.append(f"{label:<{label_width}}{value_with_ci(result, 'slice', key):<26}{value_with_ci(result, 'scan', key):<26}")
     s = result["slice"]
-    b = result.get("binary_auc")
-    if b:
-        ci = b.get("ci") or {}
-        cell = {lvl: _fmt(b[lvl]) + (f" [{_fmt(ci[lvl][0])}, {_fmt(ci[lvl][1])}]" if ci.get(lvl) else "")
-                for lvl in ("slice", "scan")}
-        lines.append(f"{'impaired AUC':<{label_width}}{cell['slice']:<26}{cell['scan']:<26}")
+    if result.get("binary_auc"):
+        lines.append(f"{'impaired AUC':<{label_width}}{binary_auc_with_ci(result, 'slice'):<26}"
+                     f"{binary_auc_with_ci(result, 'scan'):<26}")
     lines += [
         "",
         f"ROC AUC (macro, one-vs-rest): {_fmt(s['roc_auc_macro'])}   ECE: {_fmt(result['calibration']['ece'])}"

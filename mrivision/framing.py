@@ -41,7 +41,7 @@ class Frame:
     box: tuple[int, int, int, int]
     placed: tuple[int, int, int, int]
     brain_found: bool = True
-    brain_fraction: float = 1.0  # share of the original image the brain mask covers
+    brain_fraction: float | None = None  # share of the original image the brain mask covers (None: not looked for)
     background: float = 0.0  # intensity of the original's background (0 for black)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .cards import list_shipped, read_card, resolve, verify_weights
 from .errors import ModelLoadError
+from .framing import Frame
 from .onnx_engine import OnnxEngine, load_engine
 from .spec import ModelSpec
 from .stages import expected_stage
@@ -200,22 +201,32 @@ class Predictor:
         return softmax(self.logits(images, batch_size) / self.temperature)
 
     def predict(self, img: np.ndarray) -> Prediction:
-        canvas, placed = frame(img, self.spec)
-        probs = softmax(self.canvas_logits([canvas]) / self.temperature)[0]
-        k = int(probs.argmax())
-        ood = assess(canvas, self.card.get("ood"), placed.brain_found, original=img)
-        stage, spread = expected_stage(probs[None])
-        return Prediction(
-            label=self.class_names[k],
-            probabilities={c: float(p) for c, p in zip(self.class_names, probs)},
-            model=self.name,
-            confidence=float(probs[k]),
-            warnings=tuple(ood_warnings(ood, probs)),
-            out_of_distribution=bool(ood and ood.out_of_distribution),
-            ood_score=None if ood is None else ood.score,
-            expected_stage=float(stage[0]),
-            stage_spread=float(spread[0]),
-        )
+        return self.predict_many([img])[0]
+
+    def predict_many(self, images: Sequence[np.ndarray],
+                     framed: Sequence[tuple[np.ndarray, Frame]] | None = None) -> list[Prediction]:
+        """`predict` for several slices in one batch; `framed`: their `transforms.frame` results, if
+        the caller has them already."""
+        framed = [frame(im, self.spec) for im in images] if framed is None else framed
+        probs = softmax(self.canvas_logits([canvas for canvas, _ in framed]) / self.temperature)
+        ood_card = self.card.get("ood")
+        out = []
+        for img, (canvas, placed), p in zip(images, framed, probs):
+            k = int(p.argmax())
+            ood = assess(canvas, ood_card, placed.brain_found, original=img)
+            stage, spread = expected_stage(p[None])
+            out.append(Prediction(
+                label=self.class_names[k],
+                probabilities={c: float(v) for c, v in zip(self.class_names, p)},
+                model=self.name,
+                confidence=float(p[k]),
+                warnings=tuple(ood_warnings(ood, p)),
+                out_of_distribution=bool(ood and ood.out_of_distribution),
+                ood_score=None if ood is None else ood.score,
+                expected_stage=float(stage[0]),
+                stage_spread=float(spread[0]),
+            ))
+        return out
 
     def predict_scan(self, volume: "Volume | Sequence[np.ndarray] | np.ndarray") -> "ScanPrediction":
         """One stage for a whole scan (`mrivision.scan.predict_scan`): a `Volume` or 2-D slices in order."""

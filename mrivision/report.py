@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 from fpdf import FPDF
 
+from .evaluate import binary_auc_with_ci, value_with_ci
+
 if TYPE_CHECKING:
     from .predictor import Prediction, Predictor
     from .scan import ScanPrediction
@@ -36,17 +38,9 @@ def _metric(card: dict[str, Any], key: str) -> str:
     m = (card.get("metrics") or {}).get(key)
     if not m:
         return "not measured"
-    parts = []
-    for label, level, name in (("balanced accuracy", "scan", "balanced_accuracy"), ("accuracy", "slice", "accuracy")):
-        value = (m.get(level) or {}).get(name)
-        ci = ((m.get("ci") or {}).get(level) or {}).get(name)
-        if value is not None:
-            parts.append(f"{label} {value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] is not None else "")
-                         + (" (subject level)" if level == "scan" else ""))
-    auc = (m.get("binary_auc") or {}).get("scan")
-    if auc is not None:
-        parts.append(f"impaired-vs-NonDemented AUC {auc:.3f}")
-    return "; ".join(parts) or "not measured"
+    return (f"balanced accuracy {value_with_ci(m, 'scan', 'balanced_accuracy')} (subject level); "
+            f"accuracy {value_with_ci(m, 'slice', 'accuracy')}; "
+            f"impaired-vs-NonDemented AUC {binary_auc_with_ci(m)}")
 
 
 def case_report(predictor: "Predictor", result: "Prediction | ScanPrediction", image: np.ndarray,

@@ -14,7 +14,6 @@ import numpy as np
 
 from . import ood_probes
 from .framing import brain_mask
-from .transforms import frame
 
 if TYPE_CHECKING:
     from .predictor import Predictor
@@ -63,22 +62,13 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def _flagged(predictor: "Predictor", images: Sequence[np.ndarray]) -> float:
-    from .ood import assess
-
-    ood = predictor.card.get("ood")
-    if not ood:
-        return float("nan")
-    out = []
-    for im in images:
-        canvas, placed = frame(im, predictor.spec)
-        r = assess(canvas, ood, placed.brain_found, original=im)
-        out.append(bool(r and r.out_of_distribution))
-    return float(np.mean(out))
-
-
-def _accuracy(predictor: "Predictor", images: Sequence[np.ndarray], labels: np.ndarray) -> float:
-    return float((predictor.predict_proba(list(images)).argmax(1) == labels).mean())
+def _answers(predictor: "Predictor", images: Sequence[np.ndarray], labels: np.ndarray | None = None) -> dict[str, float]:
+    """Slice accuracy (with `labels`) and the share flagged as unlike the training data, from one pass."""
+    preds = [p for i in range(0, len(images), 32) for p in predictor.predict_many(images[i:i + 32])]
+    out = {"flagged": float(np.mean([p.out_of_distribution for p in preds])) if predictor.card.get("ood") else float("nan")}
+    if labels is not None:
+        out["accuracy"] = float(np.mean([predictor.class_names.index(p.label) == y for p, y in zip(preds, labels)]))
+    return out
 
 
 def robustness(predictor: "Predictor", images: Sequence[np.ndarray], labels: Sequence[int],
@@ -87,18 +77,14 @@ def robustness(predictor: "Predictor", images: Sequence[np.ndarray], labels: Seq
     """Accuracy and OOD rate of `predictor` under every perturbation, on the external cohort, and
     the detection rate of generated non-brain images."""
     labels = np.asarray(labels)
-    rows = {}
-    for name, fn in PERTURBATIONS.items():
-        shifted = [fn(im) for im in images]
-        rows[name] = {"accuracy": _accuracy(predictor, shifted, labels), "flagged": _flagged(predictor, shifted)}
+    rows = {name: _answers(predictor, [fn(im) for im in images], labels) for name, fn in PERTURBATIONS.items()}
     out: dict[str, Any] = {"perturbations": rows, "n": len(images)}
     if external is not None:
         ext_images, ext_labels = external
-        out["external"] = {"accuracy": _accuracy(predictor, ext_images, np.asarray(ext_labels)),
-                           "flagged": _flagged(predictor, ext_images), "n": len(ext_images)}
-    probes = {f: _flagged(predictor, ood_probes.generate(f, probes_per_family, seed=11, mri_slices=list(images[:10])))
-              for f in ood_probes.FAMILIES}
-    out["probes_detected"] = probes
+        out["external"] = {**_answers(predictor, list(ext_images), np.asarray(ext_labels)), "n": len(ext_images)}
+    out["probes_detected"] = {
+        f: _answers(predictor, ood_probes.generate(f, probes_per_family, seed=11, mri_slices=list(images[:10])))["flagged"]
+        for f in ood_probes.FAMILIES}
     return out
 
 

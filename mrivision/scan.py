@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .framing import background_level, brain_mask
-from .ood import assess, ood_warnings
+from .framing import Frame, background_level, brain_mask
+from .ood import WARNING_UNCERTAIN
 from .stages import expected_stage
+from .transforms import frame
 from .volume import Volume
 
 if TYPE_CHECKING:
@@ -70,35 +71,25 @@ class ScanPrediction:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def brain_areas(slices: Sequence[np.ndarray]) -> np.ndarray:
-    """Brain cross-section (foreground pixels) of each slice."""
-    return np.array([brain_mask(s, background_level(s)).sum() for s in slices], dtype=float)
+def brain_area(img: np.ndarray, placed: Frame) -> float:
+    """Brain cross-section (foreground pixels) of a slice; canonical framing has measured it already."""
+    if placed.brain_fraction is not None:
+        return placed.brain_fraction * img.size
+    return float(brain_mask(img, background_level(img)).sum())
 
 
 def predict_scan(predictor: "Predictor", volume: Volume | Sequence[np.ndarray] | np.ndarray) -> ScanPrediction:
     """The scan-level stage of `volume` (a `Volume`, or 2-D slices in order)."""
-    from .predictor import Prediction
-    from .predictor import softmax
-    from .transforms import frame
-
     slices = list(volume.slices if isinstance(volume, Volume) else volume)
     if not slices:
         raise ValueError("the scan has no slices")
     framed = [frame(s, predictor.spec) for s in slices]
-    probs = softmax(predictor.canvas_logits([c for c, _ in framed]) / predictor.temperature)
-    ood_card = predictor.card.get("ood")
-    per_slice, flagged = [], []
-    for img, (canvas, placed), p in zip(slices, framed, probs):
-        ood = assess(canvas, ood_card, placed.brain_found, original=img)
-        stage, spread = expected_stage(p[None])
-        k = int(p.argmax())
-        flagged.append(bool(ood and ood.out_of_distribution))
-        per_slice.append(Prediction(predictor.class_names[k], {c: float(v) for c, v in zip(predictor.class_names, p)},
-                                    predictor.name, float(p[k]), tuple(ood_warnings(ood, p)), flagged[-1],
-                                    None if ood is None else ood.score, float(stage[0]), float(spread[0])))
-    areas = brain_areas(slices)
+    per_slice = predictor.predict_many(slices, framed)
+    probs = np.array([list(p.probabilities.values()) for p in per_slice])
+    flagged = np.array([p.out_of_distribution for p in per_slice])
+    areas = np.array([brain_area(img, placed) for img, (_, placed) in zip(slices, framed)])
     at_level = areas >= LEVEL_AREA * areas.max() if areas.max() > 0 else np.zeros(len(slices), bool)
-    used = np.flatnonzero(at_level & ~np.array(flagged))
+    used = np.flatnonzero(at_level & ~flagged)
     warnings: list[str] = []
     if len(used) == 0:
         used = np.sort(np.argsort(-areas)[:FALLBACK_SLICES])
@@ -108,7 +99,7 @@ def predict_scan(predictor: "Predictor", volume: Volume | Sequence[np.ndarray] |
     stage, spread = expected_stage(mean[None])
     agreement = float(np.mean(probs[used].argmax(axis=1) == k))
     if float(mean.max()) < 0.5:
-        warnings.append(ood_warnings(None, mean)[0])
+        warnings.append(WARNING_UNCERTAIN)
     return ScanPrediction(predictor.class_names[k], {c: float(v) for c, v in zip(predictor.class_names, mean)},
                           predictor.name, tuple(int(i) for i in used), tuple(per_slice), agreement,
                           float(stage[0]), float(spread[0]), len(slices), tuple(warnings))

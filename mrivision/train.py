@@ -12,7 +12,6 @@ import os
 import platform
 import subprocess
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -160,12 +159,12 @@ class FeatureSource:
     """Inputs to the trainable part for any subset of framed canvases: cached frozen features
     (view 0 clean, the others augmented), or (augmented) canvases run through the frozen prefix."""
 
-    def __init__(self, model: MRINet, canvases: list[np.ndarray], cfg: TrainConfig, augmented_views: bool = True) -> None:
+    def __init__(self, model: MRINet, canvases: list[np.ndarray], cfg: TrainConfig) -> None:
         self.model, self.canvases, self.cfg = model, canvases, cfg
         self.augment = Augment(**cfg.augment_params) if cfg.augment else None
         self.cached: torch.Tensor | None = None
         if model.split_index() > 0 and cfg.cache_views > 0:
-            views = cfg.cache_views if (augmented_views and self.augment) else 1
+            views = cfg.cache_views if self.augment else 1
             path = self._disk_path(views) if cfg.persist_cache else None
             if path is not None and path.is_file():
                 self.cached = torch.load(path, map_location="cpu", weights_only=True)
@@ -175,9 +174,6 @@ class FeatureSource:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     torch.save(self.cached, path.with_suffix(".tmp"))
                     os.replace(path.with_suffix(".tmp"), path)
-
-    def __len__(self) -> int:
-        return len(self.canvases)
 
     def _disk_path(self, views: int) -> Path:
         """Where these features are kept: keyed by the frozen prefix, the augmentation and the canvases."""
@@ -226,14 +222,13 @@ class FeatureSource:
 def val_metrics(labels: np.ndarray, logits: np.ndarray, loss: float, class_names: Sequence[str]) -> dict[str, float]:
     """Validation metrics through the evaluation protocol itself (`evaluate.evaluate_predictions`)."""
     probs = torch.softmax(torch.from_numpy(logits).double(), 1).numpy()
-    r = evaluate_predictions(labels, probs / probs.sum(1, keepdims=True), class_names, n_boot=0)
+    r = evaluate_predictions(labels, probs, class_names, n_boot=0)
     nan = float("nan")
     return {
         "loss": loss,
         "accuracy": r["slice"]["accuracy"],
         "balanced_accuracy": r["slice"]["balanced_accuracy"],
         "balanced_accuracy_excl_last": r["slice"].get("balanced_accuracy_excl_last", r["slice"]["balanced_accuracy"]),
-        "neg_loss": -loss,
         "macro_f1": r["slice"]["macro_f1"],
         "auc": r["slice"]["roc_auc_macro"] if r["slice"]["roc_auc_macro"] is not None else nan,
         "binary_auc": r["binary_auc"]["slice"] if r["binary_auc"]["slice"] is not None else nan,

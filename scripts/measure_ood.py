@@ -17,7 +17,6 @@ Test slices are only read, never copied.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

@@ -11,20 +11,15 @@ import json
 import sys
 from pathlib import Path
 
+from mrivision.evaluate import binary_auc_with_ci, value_with_ci
+
 
 def _v(metrics: dict | None, level: str, key: str) -> str:
-    if not metrics:
-        return "–"
-    value = (metrics.get(level) or {}).get(key)
-    ci = ((metrics.get("ci") or {}).get(level) or {}).get(key)
-    if value is None:
-        return "–"
-    return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci and ci[0] is not None else f"{value:.3f}"
+    return value_with_ci(metrics, level, key, "–")
 
 
 def _auc(metrics: dict | None) -> str:
-    b = (metrics or {}).get("binary_auc") or {}
-    return "–" if b.get("scan") is None else f"{b['scan']:.3f}"
+    return binary_auc_with_ci(metrics, missing="–")
 
 
 def main(paths: list[str]) -> int:

@@ -6,23 +6,9 @@ import re
 import sys
 from pathlib import Path
 
+from mrivision.evaluate import binary_auc_with_ci, value_with_ci
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _ci(metrics: dict, level: str, key: str) -> str:
-    value = metrics[level].get(key)
-    lo, hi = (metrics.get("ci") or {}).get(level, {}).get(key, [None, None])
-    if value is None:
-        return "–"
-    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{value:.3f}"
-
-
-def _auc(metrics: dict | None) -> str:
-    b = (metrics or {}).get("binary_auc") or {}
-    if b.get("scan") is None:
-        return "–"
-    lo, hi = ((b.get("ci") or {}).get("scan") or [None, None])
-    return f"{b['scan']:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{b['scan']:.3f}"
 
 
 def row(card: dict) -> str:
@@ -35,10 +21,10 @@ def row(card: dict) -> str:
     cells = [f"`{card['name']}`" + (" (lesson: leaky)" if lesson else ""),
              f"{card['spec'].get('arch') or card['spec']['family']}{ensemble}",
              f"{card['spec']['input_size'][0]}x{card['spec']['input_size'][1]} {framing}", str(len(card["class_names"]))]
-    cells += [_ci(cv, "scan", "balanced_accuracy"), _auc(cv)] if cv else ["not measured", "–"]
-    cells += [_ci(ext, "scan", "balanced_accuracy"), _auc(ext)] if ext else ["–", "–"]
+    cells += [value_with_ci(cv, "scan", "balanced_accuracy", "–"), binary_auc_with_ci(cv, missing="–")] if cv else ["not measured", "–"]
+    cells += [value_with_ci(ext, "scan", "balanced_accuracy", "–"), binary_auc_with_ci(ext, missing="–")] if ext else ["–", "–"]
     if test:
-        cells += [_ci(test, "slice", "accuracy"), _ci(test, "slice", "macro_f1"), _ci(test, "scan", "accuracy")]
+        cells += [value_with_ci(test, level, key, "–") for level, key in (("slice", "accuracy"), ("slice", "macro_f1"), ("scan", "accuracy"))]
     else:
         cells += ["–"] * 3
     faith = card.get("faithfulness", {})

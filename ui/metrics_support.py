@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from mrivision import ImageLoadError, ModelLoadError
-from mrivision.cards import metric
-from mrivision.evaluate import metrics_from_predictions_csv
+from mrivision.cards import metric as card_metric
+from mrivision.evaluate import binary_auc_with_ci, metrics_from_predictions_csv, value_with_ci
 
 from . import common as ui
 
@@ -112,12 +112,6 @@ GROUPS = (("cv", "New patients: subject-level cross-validation over train/", "su
           ("test", "Literature split: test/ (other slices of subjects seen in training)", "scan"))
 
 
-def _with_ci(result: dict, level: str, name: str) -> str:
-    value = (result.get(level) or {}).get(name)
-    ci = ((result.get("ci") or {}).get(level) or {}).get(name)
-    return "–" if value is None else f"{value:.3f} {ui.fmt_ci(ci)}" if ci else f"{value:.3f}"
-
-
 def three_numbers(card: dict) -> pd.DataFrame:
     """Cross-validation, external cohort and the literature split side by side, with CIs."""
     rows = []
@@ -126,18 +120,15 @@ def three_numbers(card: dict) -> pd.DataFrame:
         if not r:
             rows.append({"evaluation": label, "subjects/scans": "not measured"})
             continue
-        auc = r.get("binary_auc") or {}
-        auc_ci = (auc.get("ci") or {}).get("scan")
         rows.append({
             "evaluation": label,
             "subjects/scans": f"{(r.get('bootstrap') or {}).get('n_units', r.get('n_scans'))} {unit}s",
-            "balanced accuracy (per subject/scan)": _with_ci(r, "scan", "balanced_accuracy"),
-            "bal. acc. without ModerateDemented": _with_ci(r, "scan", "balanced_accuracy_excl_last"),
-            "slice accuracy": _with_ci(r, "slice", "accuracy"),
-            "macro-F1 (slice)": _with_ci(r, "slice", "macro_f1"),
-            "impaired vs NonDemented AUC": "–" if auc.get("scan") is None else
-            f"{auc['scan']:.3f} {ui.fmt_ci(auc_ci)}" if auc_ci else f"{auc['scan']:.3f}",
-            "quadratic kappa": _with_ci(r, "scan", "quadratic_kappa"),
+            "balanced accuracy (per subject/scan)": value_with_ci(r, "scan", "balanced_accuracy", "–"),
+            "bal. acc. without ModerateDemented": value_with_ci(r, "scan", "balanced_accuracy_excl_last", "–"),
+            "slice accuracy": value_with_ci(r, "slice", "accuracy", "–"),
+            "macro-F1 (slice)": value_with_ci(r, "slice", "macro_f1", "–"),
+            "impaired vs NonDemented AUC": binary_auc_with_ci(r, missing="–"),
+            "quadratic kappa": value_with_ci(r, "scan", "quadratic_kappa", "–"),
         })
     return pd.DataFrame(rows)
 
@@ -149,8 +140,8 @@ def models_table(models: Sequence[ui.ModelEntry]) -> pd.DataFrame:
         rows.append({
             "model": m.name,
             "default": "yes" if m.card.get("default") is True else "",
-            "CV bal. acc. (subjects)": metric(m.card, "cv", "balanced_accuracy", "scan"),
-            "external bal. acc.": metric(m.card, "external", "balanced_accuracy", "scan"),
+            "CV bal. acc. (subjects)": card_metric(m.card, "cv", "balanced_accuracy", "scan"),
+            "external bal. acc.": card_metric(m.card, "external", "balanced_accuracy", "scan"),
             "external impaired AUC": ((m.card.get("metrics") or {}).get("external") or {}).get("binary_auc", {}).get("scan"),
             "test accuracy": m.test_metric("accuracy"),
             "test macro-F1": m.test_metric("macro_f1"),

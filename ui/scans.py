@@ -38,25 +38,26 @@ def group_scans(sources: Sequence[Source]) -> list[ScanSource]:
     scans, dicom, pictures = [], [], []
     for s in sources:
         lower = s.name.lower()
-        if lower.endswith(".zip"):
-            scans.append(ScanSource(f"scan {len(scans) + 1} (zip)", [s]))
-        elif lower.endswith(".dcm") or lower.endswith(".dicom"):
+        if lower.endswith(".dcm") or lower.endswith(".dicom"):
             dicom.append(s)
         elif lower.endswith(PICTURE_SUFFIXES):
             pictures.append(s)
         else:
-            try:
-                volume = describe(s).n_slices > 1
-            except ValueError:
-                volume = False
-            scans.append(ScanSource(f"scan {len(scans) + 1} (volume)", [s]))
-            if not volume:
-                scans[-1].label = f"scan {len(scans)} (one slice)"
+            scans.append(ScanSource(f"scan {len(scans) + 1} ({_kind(s)})", [s]))
     if dicom:
         scans.append(ScanSource(f"scan {len(scans) + 1} (DICOM, {len(dicom)} files)", dicom))
     if len(pictures) >= 2:
         scans.append(ScanSource(f"scan {len(scans) + 1} ({len(pictures)} pictures)", pictures))
     return scans
+
+
+def _kind(source: Source) -> str:
+    if source.name.lower().endswith(".zip"):
+        return "zip"
+    try:
+        return "volume" if describe(source).n_slices > 1 else "one slice"
+    except ValueError:
+        return "volume"  # load_volume says what is wrong with it
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
