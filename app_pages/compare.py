@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from mrivision import ModelLoadError
-from mrivision.cards import is_lesson, metric
+from mrivision.model.card import is_lesson, metric
 from ui import common as ui
 
 ui.page_header("Compare", "The same image through every available model, side by side.")

@@ -15,9 +15,10 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 from .constants import BINARY_CLASS_NAMES, CLASS_NAMES  # noqa: E402
 from .errors import ImageLoadError, ModelLoadError  # noqa: E402
 
-# torch-heavy names load on first use, so `mrivision.evaluate` and `mrivision.io` stay light.
-_LAZY = {"load_image": "io", "Prediction": "predictor", "Predictor": "predictor", "list_models": "predictor",
-         "load_model": "predictor", "load_volume": "volume", "Volume": "volume", "ScanPrediction": "scan"}
+# torch-heavy names load on first use, so `mrivision.evaluation.metrics` and `mrivision.inputs.image` stay light.
+_LAZY = {"load_image": "inputs.image", "Prediction": "inference.predictor", "Predictor": "inference.predictor",
+         "list_models": "inference.predictor", "load_model": "inference.predictor", "load_volume": "inputs.volume",
+         "Volume": "inputs.volume", "ScanPrediction": "inference.scan"}
 
 
 def __getattr__(name: str):

@@ -14,7 +14,7 @@ FAST_PATH_MIN_FILES = 8  # building the fast engine in memory pays off only over
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from mrivision.training.train import train
 
     cfg = _config(args)
     card = train(cfg, resume=args.resume)
@@ -23,7 +23,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace):
-    from .train import TrainConfig
+    from mrivision.training.train import TrainConfig
 
     cfg = TrainConfig.from_yaml(args.config)
     for key in ("epochs", "data", "test_data", "out_dir", "run_dir", "limit", "threads", "folds"):
@@ -36,7 +36,7 @@ def _config(args: argparse.Namespace):
 
 
 def _cmd_cv(args: argparse.Namespace) -> int:
-    from .crossval import cross_validate, ship_ensemble
+    from mrivision.training.crossval import cross_validate, ship_ensemble
 
     cfg = _config(args)
     summary = cross_validate(cfg, resume=args.resume)
@@ -47,9 +47,9 @@ def _cmd_cv(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import format_report
-    from .evaluation_run import evaluate_model
-    from .predictor import load_model
+    from mrivision.evaluation.metrics import format_report
+    from mrivision.evaluation.run import evaluate_model
+    from mrivision.inference.predictor import load_model
 
     predictor = load_model(args.model)
     label_names = args.label_names.split(",") if args.label_names else None
@@ -63,7 +63,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _is_volume(file: str) -> bool:
     """A zip, or a file holding more than one slice."""
-    from .io import describe_image
+    from mrivision.inputs.image import describe_image
 
     if file.lower().endswith(".zip"):
         return True
@@ -82,10 +82,10 @@ def _print_prediction(label: str, p) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .errors import ImageLoadError
-    from .io import load_image
-    from .predictor import load_model
-    from .volume import load_volume
+    from mrivision.errors import ImageLoadError
+    from mrivision.inputs.image import load_image
+    from mrivision.inference.predictor import load_model
+    from mrivision.inputs.volume import load_volume
 
     predictor = load_model(args.model, build=len(args.files) > FAST_PATH_MIN_FILES)
     failed = 0
@@ -110,11 +110,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .errors import ImageLoadError
-    from .io import load_image
-    from .predictor import load_model
-    from .report import case_report
-    from .volume import load_volume
+    from mrivision.errors import ImageLoadError
+    from mrivision.inputs.image import load_image
+    from mrivision.inference.predictor import load_model
+    from mrivision.report import case_report
+    from mrivision.inputs.volume import load_volume
 
     predictor = load_model(args.model, fast=False)
     try:
@@ -136,11 +136,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from .cam import overlay
-    from .data import encode_png
-    from .errors import ImageLoadError
-    from .io import load_image
-    from .predictor import load_model
+    from mrivision.explain.cam import overlay
+    from mrivision.inputs.datasets import encode_png
+    from mrivision.errors import ImageLoadError
+    from mrivision.inputs.image import load_image
+    from mrivision.inference.predictor import load_model
 
     predictor = load_model(args.model, fast=False)
     try:
@@ -164,15 +164,15 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.robustness:
         return _robustness(args)
-    from .bench import run_bench
+    from mrivision.bench.latency.latency import run_bench
 
     return run_bench(args)
 
 
 def _robustness(args: argparse.Namespace) -> int:
-    from .data import load_dataset, read_sample
-    from .predictor import list_models, load_model
-    from .robustness import format_table, robustness, stratified_sample
+    from mrivision.inputs.datasets import load_dataset, read_sample
+    from mrivision.inference.predictor import list_models, load_model
+    from mrivision.evaluation.robustness import format_table, robustness, stratified_sample
 
     names = args.models.split(",") if args.models else [m for m in list_models() if m != "neurostagenet_random_split"]
     samples = load_dataset(args.data)
@@ -194,10 +194,10 @@ def _robustness(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .cards import list_shipped, read_card, resolve
-    from .errors import ModelLoadError
-    from .onnx_engine import engine_path, load_engine
-    from .spec import ModelSpec
+    from mrivision.model.card import list_shipped, read_card, resolve
+    from mrivision.errors import ModelLoadError
+    from mrivision.inference.engine_file import engine_path, load_engine
+    from mrivision.model.spec import ModelSpec
 
     failed = 0
     for name in args.models or list_shipped():
@@ -209,8 +209,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 continue
             if not card.get("weights_sha256"):
                 raise ModelLoadError(f"{card_path} records no weights_sha256: an engine file could never be matched to it")
-            from .fast_inference import export_engine
-            from .weights import load_weights
+            from mrivision.inference.in_memory import export_engine
+            from mrivision.model.weights import load_weights
 
             model, card = load_weights(weights)
             print(f"{export_engine(model, weights, card['weights_sha256'])}: written")
@@ -221,8 +221,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .models import get_spec, list_specs
-    from .predictor import list_models
+    from mrivision.model.zoo import get_spec, list_specs
+    from mrivision.inference.predictor import list_models
 
     shipped = list_models()
     print("shipped (weights/):", ", ".join(shipped) or "none")
@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .errors import ModelLoadError
+    from mrivision.errors import ModelLoadError
 
     try:
         return args.func(args)

@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 from fpdf import FPDF
 
-from .evaluate import binary_auc_with_ci, value_with_ci
+from mrivision.evaluation.metrics import binary_auc_with_ci, value_with_ci
 
 if TYPE_CHECKING:
-    from .predictor import Prediction, Predictor
-    from .scan import ScanPrediction
+    from mrivision.inference.predictor import Prediction, Predictor
+    from mrivision.inference.scan import ScanPrediction
 
 DISCLAIMER = ("Research demo, not a medical device. This report is not a diagnosis and must not be used for "
               "diagnosis or treatment decisions.")
@@ -65,7 +65,7 @@ def case_report(predictor: "Predictor", result: "Prediction | ScanPrediction", i
     img = np.clip(np.asarray(image, np.float32), 0, 1)
     pdf.image(_png(img), x=pdf.l_margin, y=y, w=80)
     if heatmap is not None:
-        from .cam import overlay
+        from mrivision.explain.cam import overlay
 
         pdf.image(_png(overlay(img, heatmap)), x=pdf.l_margin + 90, y=y, w=80)
     pdf.set_y(y + 80 * img.shape[0] / img.shape[1] + 3)

@@ -35,7 +35,7 @@ def cell(text: str) -> str:
 
 def table() -> str:
     from mrivision.errors import ImageLoadError
-    from mrivision.io import load_image
+    from mrivision.inputs.image import load_image
 
     rows = ["| Input | What the user sees |", "|---|---|"]
     for _case_id, description, factory, _expected in bad_input_cases():

@@ -25,15 +25,15 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mrivision.bench import UNTRAINED, brain_slice, cpu_count, cpu_name, peak_rss_mb, reset_peak_rss  # noqa: E402
-from mrivision.cards import default_shipped, list_shipped  # noqa: E402
-from mrivision.fast_inference import optimize_for_inference  # noqa: E402
+from mrivision.bench.latency import UNTRAINED, brain_slice, cpu_count, cpu_name, peak_rss_mb, reset_peak_rss  # noqa: E402
+from mrivision.model.card import default_shipped, list_shipped  # noqa: E402
+from mrivision.inference.in_memory import optimize_for_inference  # noqa: E402
 
 
 def load_at_size(source: str, size: int):
     """(model at size x size, label): shipped weights loaded into the rebuilt architecture, or untrained."""
-    from mrivision.models import create_model, list_specs
-    from mrivision.weights import load_weights
+    from mrivision.model.zoo import create_model, list_specs
+    from mrivision.model.weights import load_weights
 
     if source in list_specs() and source not in list_shipped() and not Path(source).exists():
         return create_model(source, pretrained=False, input_size=(size, size)).eval(), UNTRAINED

@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mrivision.evaluation_run import evaluate_model  # noqa: E402
-from mrivision.predictor import Predictor, list_models  # noqa: E402
+from mrivision.evaluation.run import evaluate_model  # noqa: E402
+from mrivision.inference.predictor import Predictor, list_models  # noqa: E402
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mrivision.constants import CLASS_NAMES  # noqa: E402
-from mrivision.data import load_dataset, read_sample  # noqa: E402
-from mrivision.predictor import Predictor, list_models  # noqa: E402
-from mrivision.train import TrainConfig, prepare_data  # noqa: E402
+from mrivision.inputs.datasets import load_dataset, read_sample  # noqa: E402
+from mrivision.inference.predictor import Predictor, list_models  # noqa: E402
+from mrivision.training.train import TrainConfig, prepare_data  # noqa: E402
 
 
 def scores(y: np.ndarray, probs: np.ndarray) -> str:

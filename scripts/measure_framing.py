@@ -1,4 +1,4 @@
-"""Measure where the training slices have the brain (the constants of `mrivision.framing`).
+"""Measure where the training slices have the brain (the constants of `mrivision.inputs.framing`).
 
     python scripts/measure_framing.py ../shared/data/alzheimer-4class/train [--n 300]
 """
@@ -8,8 +8,8 @@ import argparse
 
 import numpy as np
 
-from mrivision.data import load_dataset, read_sample
-from mrivision.framing import background_level, brain_mask
+from mrivision.inputs.datasets import load_dataset, read_sample
+from mrivision.inputs.framing import background_level, brain_mask
 
 
 def main() -> None:

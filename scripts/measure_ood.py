@@ -6,7 +6,7 @@
 Fits nothing by default: it uses the detector stored in the card (``card["ood"]``, fitted on the
 training slices during training). It reports the false-alarm rate on the real test slices (the
 share of them flagged) and the detection rate on generated non-MRI images of every family in
-`mrivision.ood_probes` (n per family, seeded; "inverted_mri" inverts the test slices).
+`mrivision.evaluation.ood_probes` (n per family, seeded; "inverted_mri" inverts the test slices).
 
 --refit-train DIR refits the detector on the slices under DIR first (for models trained before
 the detector changed); the old measurement is dropped and the new one taken.
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mrivision.data import load_dataset, read_sample
+from mrivision.inputs.datasets import load_dataset, read_sample
 from mrivision.errors import ImageLoadError, ModelLoadError
-from mrivision.ood import fit_ood
-from mrivision.ood_probes import measure
-from mrivision.cards import read_card, resolve, write_json_atomic
-from mrivision.spec import ModelSpec
-from mrivision.transforms import frame
+from mrivision.inference.ood import fit_ood
+from mrivision.evaluation.ood_probes import measure
+from mrivision.model.card import read_card, resolve, write_json_atomic
+from mrivision.model.spec import ModelSpec
+from mrivision.inputs.transforms import frame
 
 
 def read_slices(path: str, class_names: list[str]) -> list[np.ndarray]:

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from mrivision.evaluate import binary_auc_with_ci, value_with_ci
+from mrivision.evaluation.metrics import binary_auc_with_ci, value_with_ci
 
 
 def _v(metrics: dict | None, level: str, key: str) -> str:

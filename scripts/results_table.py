@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from mrivision.evaluate import binary_auc_with_ci, value_with_ci
+from mrivision.evaluation.metrics import binary_auc_with_ci, value_with_ci
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@
     python scripts/scan_aggregation.py [MODEL ...]     (default: the shipped four-stage models)
 
 Reads each model's predictions file (`weights/NAME.predictions.csv`, written with its card) and
-prints scan-level accuracy and balanced accuracy for every rule in `mrivision.scan.AGGREGATIONS`.
+prints scan-level accuracy and balanced accuracy for every rule in `mrivision.inference.scan.AGGREGATIONS`.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import pandas as pd
 
-from mrivision.cards import list_shipped, read_card, resolve
+from mrivision.model.card import list_shipped, read_card, resolve
 from mrivision.constants import CLASS_NAMES
-from mrivision.evaluate import evaluate_predictions
-from mrivision.scan import AGGREGATIONS
+from mrivision.evaluation.metrics import evaluate_predictions
+from mrivision.inference.scan import AGGREGATIONS
 
 
 def main(argv: list[str]) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrivision.data import load_dataset, pseudo_scan_groups, read_sample, thumbnails
+from mrivision.inputs.datasets import load_dataset, pseudo_scan_groups, read_sample, thumbnails
 
 
 def main(root: str) -> int:

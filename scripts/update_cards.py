@@ -17,12 +17,12 @@ import sys
 
 import numpy as np
 
-from mrivision.bench import bench_in_subprocess, format_table
-from mrivision.cards import resolve, write_json_atomic
-from mrivision.evaluation_run import evaluate_model
-from mrivision.data import load_dataset, read_sample
-from mrivision.faithfulness import measure_faithfulness, plain_sentence
-from mrivision.predictor import Predictor, list_models
+from mrivision.bench.latency import bench_in_subprocess, format_table
+from mrivision.model.card import resolve, write_json_atomic
+from mrivision.evaluation.run import evaluate_model
+from mrivision.inputs.datasets import load_dataset, read_sample
+from mrivision.evaluation.faithfulness import measure_faithfulness, plain_sentence
+from mrivision.inference.predictor import Predictor, list_models
 
 METHODS = ("gradcam", "gradcam++", "hirescam", "eigencam", "random")
 

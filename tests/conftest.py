@@ -13,7 +13,7 @@ sys.path.insert(1, str(Path(__file__).parent.parent))  # the app's `ui` package 
 
 from synthetic import write_tree  # noqa: E402
 
-from mrivision.train import TrainConfig, train  # noqa: E402
+from mrivision.training.train import TrainConfig, train  # noqa: E402
 
 TINY_SPEC = {"input_size": [48, 40], "extra": {"widths": [8, 16, 16, 32]}, "head_dropout": 0.0, "framing": "letterbox"}
 CANONICAL_SPEC = {**TINY_SPEC, "framing": "canonical"}

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from mrivision import bench
+from mrivision.bench import latency as bench
 from mrivision.cli import main
-from mrivision.predictor import load_model
+from mrivision.inference.predictor import load_model
 
 KEYS = ["predict_ms_p50", "predict_ms_p95", "naive_ms_p50", "forward_ms_p50", "speedup", "predict_speedup", "predict_cam_ms_p50", "throughput_b32",
         "peak_rss_mb", "load_s", "parameters", "threads"]
@@ -51,7 +51,7 @@ def test_bench_table(bench_json, tiny_model, monkeypatch, capsys):
 
 
 def test_no_shipped_models_exits_zero(monkeypatch, capsys):
-    monkeypatch.setattr("mrivision.cards.list_shipped", lambda *a, **k: [])
+    monkeypatch.setattr("mrivision.model.card.list_shipped", lambda *a, **k: [])
     assert main(["bench"]) == 0
     assert "no shipped models" in capsys.readouterr().out
     assert main(["bench", "--json"]) == 0
@@ -64,7 +64,7 @@ def test_unknown_model_is_an_error(capsys):
 
 
 def test_spec_name_benches_untrained_architecture(monkeypatch):
-    monkeypatch.setattr("mrivision.cards.list_shipped", lambda *a, **k: [])
+    monkeypatch.setattr("mrivision.model.card.list_shipped", lambda *a, **k: [])
     assert bench.classify("altzcnn") == bench.UNTRAINED
     seen = {}
 

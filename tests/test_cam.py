@@ -18,13 +18,13 @@ from conftest import TINY_SPEC, tiny_config
 from pytorch_grad_cam.base_cam import BaseCAM
 from synthetic import make_slice, write_png
 
-from mrivision.cam import COLORMAPS, METHODS, explain, overlay
-from mrivision.framing import letterbox_box
-from mrivision.models import MRINet, ModelSpec, create_model, list_specs
-from mrivision.predictor import Predictor
-from mrivision.train import train
-from mrivision.transforms import fit_to_size
-from mrivision.weights import load_weights
+from mrivision.explain.cam import COLORMAPS, METHODS, explain, overlay
+from mrivision.inputs.framing import letterbox_box
+from mrivision.model.zoo import MRINet, ModelSpec, create_model, list_specs
+from mrivision.inference.predictor import Predictor
+from mrivision.training.train import train
+from mrivision.inputs.transforms import fit_to_size
+from mrivision.model.weights import load_weights
 
 GRADIENT_AND_EIGEN = ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam"]
 SHAPE = (70, 50)  # not the model's aspect ratio: the letterbox has to be undone

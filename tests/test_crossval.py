@@ -10,13 +10,13 @@ import torch
 
 from conftest import CANONICAL_SPEC, tiny_config
 from mrivision import load_image
-from mrivision.crossval import check_disjoint, cross_validate, ship_ensemble, subject_folds
-from mrivision.data import Sample, load_dataset
-from mrivision.evaluate import evaluate_predictions
-from mrivision.models import create_model
-from mrivision.predictor import Predictor
-from mrivision.train import val_metrics
-from mrivision.weights import load_weights
+from mrivision.training.crossval import check_disjoint, cross_validate, ship_ensemble, subject_folds
+from mrivision.inputs.datasets import Sample, load_dataset
+from mrivision.evaluation.metrics import evaluate_predictions
+from mrivision.model.zoo import create_model
+from mrivision.inference.predictor import Predictor
+from mrivision.training.train import val_metrics
+from mrivision.model.weights import load_weights
 from synthetic import write_tree
 
 

@@ -8,7 +8,7 @@ import pytest
 from synthetic import make_slice, write_png
 
 from mrivision.constants import BINARY_CLASS_NAMES, CLASS_NAMES, canonical_class
-from mrivision.data import (encode_png, fingerprint, group_split, load_dataset, pseudo_scan_groups, read_sample,
+from mrivision.inputs.datasets import (encode_png, fingerprint, group_split, load_dataset, pseudo_scan_groups, read_sample,
                             scan_group)
 
 
@@ -145,7 +145,7 @@ def test_pseudo_scans_recover_scans_and_split_never_shares_one():
     # every true scan maps to exactly one pseudo-scan, and no pseudo-scan mixes scans
     assert all(len({g for g, t in zip(groups, truth) if t == s}) == 1 for s in range(12))
     assert len(set(groups)) == 12
-    from mrivision.data import Sample
+    from mrivision.inputs.datasets import Sample
 
     samples = [Sample(f"x{i}", lab, g, f"x{i}") for i, (lab, g) in enumerate(zip(labels, groups))]
     train, val = group_split(samples, 0.25, seed=0)
@@ -154,7 +154,7 @@ def test_pseudo_scans_recover_scans_and_split_never_shares_one():
 
 
 def test_fingerprint_is_order_independent():
-    from mrivision.data import Sample
+    from mrivision.inputs.datasets import Sample
 
     a = [Sample("p", 0, "g", n) for n in ("x", "y")]
     assert fingerprint(a) == fingerprint(a[::-1]) and fingerprint(a)["count"] == 2

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrivision import fast_inference
-from mrivision.cards import default_shipped, pick_default, resolve
+from mrivision.inference import in_memory as fast_inference
+from mrivision.model.card import default_shipped, pick_default, resolve
 from mrivision.cli import main
 from mrivision.errors import ModelLoadError
-from mrivision.onnx_engine import OnnxEngine, engine_path
-from mrivision.predictor import Predictor, load_model
-from mrivision.weights import load_weights, save_model
+from mrivision.inference.engine_file import OnnxEngine, engine_path
+from mrivision.inference.predictor import Predictor, load_model
+from mrivision.model.weights import load_weights, save_model
 
 ENGINE_BACKEND = "onnxruntime (engine file)"
 

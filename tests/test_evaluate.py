@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from mrivision.constants import BINARY_CLASS_NAMES, CLASS_NAMES
-from mrivision.evaluate import (
+from mrivision.evaluation.metrics import (
     aggregate_by_group,
     apply_temperature,
     bootstrap_ci,
@@ -322,6 +322,6 @@ def test_bootstrap_speed() -> None:
 
 
 def test_module_does_not_import_torch_or_streamlit() -> None:
-    code = "import sys, mrivision.evaluate; print(sorted({'torch', 'streamlit'} & set(sys.modules)))"
+    code = "import sys, mrivision.evaluation.metrics; print(sorted({'torch', 'streamlit'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -10,7 +10,7 @@ import pytest
 import torch
 from synthetic import make_slice
 
-from mrivision.faithfulness import (
+from mrivision.evaluation.faithfulness import (
     PERCENTILES,
     _ranked_mask,
     measure_faithfulness,
@@ -18,8 +18,8 @@ from mrivision.faithfulness import (
     randomised_copy,
     rank_correlation,
 )
-from mrivision.predictor import Predictor
-from mrivision.weights import load_weights
+from mrivision.inference.predictor import Predictor
+from mrivision.model.weights import load_weights
 
 METHODS = ("gradcam", "gradcam++", "random")
 

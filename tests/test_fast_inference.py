@@ -9,15 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from mrivision import fast_inference
-from mrivision.fast_inference import (
+from mrivision.inference import in_memory as fast_inference
+from mrivision.inference.in_memory import (
     check_inputs,
     max_abs_diff,
     onnxruntime_available,
     optimize_for_inference,
 )
-from mrivision.models import create_model, list_specs
-from mrivision.predictor import Predictor, load_model
+from mrivision.model.zoo import create_model, list_specs
+from mrivision.inference.predictor import Predictor, load_model
 
 # Small inputs everywhere; the two ImageNet-sized backbones also get fewer/narrower blocks
 # (same block types, so the same graph patterns), to keep each case to a few seconds.
@@ -99,7 +99,7 @@ def test_predictor_fast_and_eager_agree(tiny_model):
 
 
 def _load(path):
-    from mrivision.weights import load_weights
+    from mrivision.model.weights import load_weights
 
     return load_weights(path)
 

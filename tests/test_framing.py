@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mrivision.framing import BRAIN_CENTRE, canonicalize, frame_image, letterbox, unframe
-from mrivision.robustness import PERTURBATIONS
+from mrivision.inputs.framing import BRAIN_CENTRE, canonicalize, frame_image, letterbox, unframe
+from mrivision.evaluation.robustness import PERTURBATIONS
 from synthetic import make_slice
 
 SIZE = (104, 88)

@@ -1,4 +1,4 @@
-"""Tests for mrivision.io: every input is generated here, in memory or under tmp_path."""
+"""Tests for mrivision.inputs.image: every input is generated here, in memory or under tmp_path."""
 from __future__ import annotations
 
 import gzip
@@ -16,9 +16,9 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 
-import mrivision.io as mio
+import mrivision.inputs.image as mio
 from mrivision.errors import ImageLoadError
-from mrivision.io import ImageInfo, describe_image, load_image
+from mrivision.inputs.image import ImageInfo, describe_image, load_image
 
 RNG = np.random.default_rng(0)
 

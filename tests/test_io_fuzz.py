@@ -1,4 +1,4 @@
-"""Fuzz mrivision.io: whatever the bytes, only ImageLoadError escapes, and quickly."""
+"""Fuzz mrivision.inputs.image: whatever the bytes, only ImageLoadError escapes, and quickly."""
 from __future__ import annotations
 
 import gzip
@@ -15,7 +15,7 @@ from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 
 from mrivision.errors import ImageLoadError
-from mrivision.io import describe_image, load_image
+from mrivision.inputs.image import describe_image, load_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # libraries warn about damaged files
 

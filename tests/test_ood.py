@@ -1,4 +1,4 @@
-"""The out-of-distribution detector (mrivision.ood) and its probes (mrivision.ood_probes).
+"""The out-of-distribution detector (mrivision.inference.ood) and its probes (mrivision.evaluation.ood_probes).
 
 Everything is generated here: the detector is fitted on synthetic brain-like slices (`make_slice`
 with extra variation) and tested on held-out ones and on every generated non-MRI family.
@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from mrivision import ood_probes
-from mrivision.ood import (STAT_NAMES, VERSION, WARNING_OOD, fit_ood, is_out_of_distribution, ood_distance,
+from mrivision.evaluation import ood_probes
+from mrivision.inference.ood import (STAT_NAMES, VERSION, WARNING_OOD, fit_ood, is_out_of_distribution, ood_distance,
                            assess, ood_score, ood_warnings, slice_stats)
-from mrivision.predictor import Predictor
-from mrivision.weights import load_weights
+from mrivision.inference.predictor import Predictor
+from mrivision.model.weights import load_weights
 from synthetic import make_slice
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,10 +25,10 @@ from safetensors.torch import load_file, save_file
 from streamlit.testing.v1 import AppTest  # imported here: it makes its own temp folder when imported
 
 from mrivision import ModelLoadError, load_image, load_model
-from mrivision.models import create_model
-from mrivision.spec import ModelSpec
-from mrivision.predictor import Predictor
-from mrivision.cards import sha256_file
+from mrivision.model.zoo import create_model
+from mrivision.model.spec import ModelSpec
+from mrivision.inference.predictor import Predictor
+from mrivision.model.card import sha256_file
 from synthetic import make_slice
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,7 +233,7 @@ def no_file_written(tmp_path, tiny_model, monkeypatch):
 
 def _has_cam() -> bool:
     try:
-        import mrivision.cam  # noqa: F401  (written by another helper; may not exist yet)
+        import mrivision.explain.cam  # noqa: F401  (written by another helper; may not exist yet)
     except ImportError:
         return False
     return True
@@ -270,7 +270,7 @@ _SESSION = textwrap.dedent("""
     for _ in range(2):
         print(predictor.predict(img).label)
     try:
-        import mrivision.cam
+        import mrivision.explain.cam
     except ImportError:
         pass
     else:
@@ -394,7 +394,7 @@ def test_app_never_renders_variables_as_html():
 
 
 def test_threads_get_the_same_results_as_serial_calls(tiny_model):
-    pytest.importorskip("mrivision.cam")
+    pytest.importorskip("mrivision.explain.cam")
     predictor = Predictor.load(tiny_model)
     rng = np.random.default_rng(21)
     images = [make_slice(k % 4, rng) for k in range(12)]

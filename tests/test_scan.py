@@ -16,10 +16,10 @@ from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 
 from mrivision import ImageLoadError, load_volume
-from mrivision.predictor import Predictor
+from mrivision.inference.predictor import Predictor
 from mrivision.report import case_report
-from mrivision.volume import MAX_ZIP_ENTRIES
-from mrivision.weights import load_weights
+from mrivision.inputs.volume import MAX_ZIP_ENTRIES
+from mrivision.model.weights import load_weights
 from synthetic import make_slice
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import torch
 from conftest import TINY_SPEC, tiny_config
 from safetensors.torch import load_file
 
-from mrivision.train import TrainConfig, train
+from mrivision.training.train import TrainConfig, train
 
 
 def test_tiny_model_learns_and_card_is_complete(tiny_model):
@@ -52,8 +52,8 @@ def test_resuming_an_early_stopped_run_trains_no_further(tmp_path, synthetic_dat
 
 
 def test_frozen_prefix_is_cached_and_stays_fixed(tmp_path, synthetic_data):
-    from mrivision.models import create_model
-    from mrivision.train import set_seed
+    from mrivision.model.zoo import create_model
+    from mrivision.training.train import set_seed
 
     spec = {**TINY_SPEC, "train_from": "block2"}
     cfg = tiny_config(synthetic_data["train"], None, tmp_path, epochs=2, limit=80, augment=True, cache_views=2, spec=spec)
@@ -71,12 +71,12 @@ def test_frozen_prefix_is_cached_and_stays_fixed(tmp_path, synthetic_data):
 
 
 def test_uncached_prefix_feeds_the_same_features_as_the_cache(tmp_path):
-    from mrivision.models import create_model
-    from mrivision.train import FeatureSource
+    from mrivision.model.zoo import create_model
+    from mrivision.training.train import FeatureSource
 
     spec = {**TINY_SPEC, "train_from": "block2", "input_size": (48, 40)}
     model = create_model("altzcnn", **spec).eval()
-    from mrivision.transforms import frame
+    from mrivision.inputs.transforms import frame
 
     canvases = [frame(np.random.default_rng(i).random((52, 44), np.float32), model.spec)[0] for i in range(10)]
     idx, rng = np.arange(10), np.random.default_rng(0)
@@ -89,8 +89,8 @@ def test_uncached_prefix_feeds_the_same_features_as_the_cache(tmp_path):
 
 
 def test_random_split_mixes_groups_and_group_split_does_not(synthetic_data):
-    from mrivision.data import Sample
-    from mrivision.train import split
+    from mrivision.inputs.datasets import Sample
+    from mrivision.training.train import split
 
     samples = [Sample(f"s{i}", i % 2, f"g{i // 5}", f"s{i}") for i in range(100)]
     for random_split, shared in ((True, True), (False, False)):
@@ -101,7 +101,7 @@ def test_random_split_mixes_groups_and_group_split_does_not(synthetic_data):
 
 
 def test_sampler_balances_classes():
-    from mrivision.train import sampler_weights
+    from mrivision.training.train import sampler_weights
 
     labels = np.array([0] * 90 + [1] * 10)
     w = sampler_weights(labels, "inverse", 2)

@@ -23,9 +23,9 @@ import numpy as np
 import streamlit as st
 
 from mrivision import ImageLoadError, ModelLoadError
-from mrivision.cards import is_lesson, metric, pick_default, test_metric
+from mrivision.model.card import is_lesson, metric, pick_default, test_metric
 from mrivision.constants import CLASS_NAMES, WEIGHTS_ENV, weights_dir as package_weights_dir
-from mrivision.io import ImageInfo, describe_image, load_image
+from mrivision.inputs.image import ImageInfo, describe_image, load_image
 
 if TYPE_CHECKING:  # torch loads in the background (`preload`), so the first page shows without waiting for it
     from mrivision import Prediction, Predictor
@@ -287,9 +287,9 @@ def require_predictor(entry: ModelEntry) -> Predictor:
 
 # ----------------------------------------------------------------------------- CAM
 def cam_module():
-    """`mrivision.cam` (METHODS, COLORMAPS, overlay), or None if this installation lacks it."""
+    """`mrivision.explain.cam` (METHODS, COLORMAPS, overlay), or None if this installation lacks it."""
     try:
-        from mrivision import cam
+        from mrivision.explain import cam
     except ImportError:
         return None
     return cam
@@ -314,7 +314,7 @@ def method_label(method: str) -> str:
 
 
 def overlay_rgb(img: np.ndarray, heat: np.ndarray, alpha: float = 0.45, colormap: str = "jet") -> np.ndarray:
-    """RGB uint8 overlay via `mrivision.cam.overlay`."""
+    """RGB uint8 overlay via `mrivision.explain.cam.overlay`."""
     rgb = np.asarray(cam_module().overlay(img, heat, alpha=alpha, colormap=colormap), dtype=np.float32)
     if rgb.max() > 1.0 + 1e-6:  # tolerate an implementation that returns 0..255
         rgb = rgb / 255.0
@@ -335,7 +335,7 @@ def _explain(model_key: str, image_key: str, method: str, target: str, _predicto
 def explain(entry: ModelEntry, predictor: Predictor, image_key: str, img: np.ndarray, method: str,
             target: str) -> np.ndarray | None:
     """Cached heatmap; None (with a warning shown) if it cannot be computed."""
-    if "mrivision.cam" not in sys.modules:
+    if "mrivision.explain.cam" not in sys.modules:
         # The first heatmap of the process: what the page shows so far (the prediction) goes out
         # before ~4 s of torch imports, which hold Python's interpreter lock and would hold up the
         # server's sending for most of a second.
@@ -547,7 +547,7 @@ def mapping_table(data: dict) -> None:
 
 
 def bench_value(card: dict, *keys: str) -> float | None:
-    """The first numeric `bench[key]` of the card's optional `bench` section (see mrivision.bench)."""
+    """The first numeric `bench[key]` of the card's optional `bench` section (see mrivision.bench.latency)."""
     bench = card.get("bench")
     if not isinstance(bench, dict):
         return None

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from mrivision import ImageLoadError, ModelLoadError
-from mrivision.cards import metric as card_metric
-from mrivision.evaluate import binary_auc_with_ci, metrics_from_predictions_csv, value_with_ci
+from mrivision.model.card import metric as card_metric
+from mrivision.evaluation.metrics import binary_auc_with_ci, metrics_from_predictions_csv, value_with_ci
 
 from . import common as ui
 

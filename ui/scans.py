@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import streamlit as st
 
-from mrivision.volume import Volume, load_volume
+from mrivision.inputs.volume import Volume, load_volume
 from ui.common import ModelEntry, Source, describe
 
 if TYPE_CHECKING:
     from mrivision import Prediction, Predictor
-    from mrivision.scan import ScanPrediction
+    from mrivision.inference.scan import ScanPrediction
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 

@@ -1,7 +1,7 @@
 """Grad-CAM family heatmaps for one slice, at the slice's own resolution, and a colour overlay.
 
 The methods are pytorch-grad-cam's (one module per method there); `METHODS` names them. Our
-models see the slice framed on their canvas (`mrivision.framing`: canonical or letterboxed), so
+models see the slice framed on their canvas (`mrivision.inputs.framing`: canonical or letterboxed), so
 `explain` maps the heatmap back through the same frame: it lines up pixel for pixel with the slice
 passed in (zero outside the brain's box under canonical framing).
 """
@@ -27,9 +27,9 @@ from pytorch_grad_cam import (
 from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from .models import MRINet
-from .framing import Frame, unframe
-from .transforms import frame, normalise
+from mrivision.model.zoo import MRINet
+from mrivision.inputs.framing import Frame, unframe
+from mrivision.inputs.transforms import frame, normalise
 
 METHODS: dict[str, type] = {
     "gradcam": GradCAM,

@@ -191,8 +191,8 @@ def measure(ood: dict, mri_slices: Sequence[np.ndarray], n: int = 50, seed: int 
     detection rate on `n` generated images of every family (``inverted_mri`` inverts `mri_slices`).
     With the model's `spec`, images are framed as the model frames them (a version-3 detector judges
     the framed slice; no brain found counts as flagged). Returns the card's ``ood["measured"]``."""
-    from .ood import ood_distance
-    from .transforms import frame
+    from mrivision.inference.ood import ood_distance
+    from mrivision.inputs.transforms import frame
 
     def distance(im: np.ndarray) -> float:
         if spec is None or ood.get("version", 1) < 3:

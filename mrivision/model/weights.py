@@ -7,9 +7,9 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .cards import read_card, resolve, sha256_file, verify_weights, write_json_atomic
-from .errors import ModelLoadError
-from .models import MRINet, ModelSpec, create_model
+from mrivision.model.card import read_card, resolve, sha256_file, verify_weights, write_json_atomic
+from mrivision.errors import ModelLoadError
+from mrivision.model.zoo import MRINet, ModelSpec, create_model
 
 
 def save_model(model: MRINet, card: dict[str, Any], out_dir: Path, half: bool = True) -> Path:

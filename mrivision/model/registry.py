@@ -1,12 +1,12 @@
 """The registry of model specs and the one entry point that builds them (after timm's
-registry/factory): `register_spec` names a `ModelSpec` (mrivision.spec), `register_builder` a
+registry/factory): `register_spec` names a `ModelSpec` (mrivision.model.spec), `register_builder` a
 model family, and `create_model` turns a spec (or a registered name) into an `MRINet`.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..spec import ModelSpec
+from mrivision.model.spec import ModelSpec
 
 _SPECS: dict[str, "ModelSpec"] = {}
 _BUILDERS: dict[str, Callable[..., Any]] = {}
@@ -50,7 +50,7 @@ def create_model(spec: ModelSpec | str, *, pretrained: bool = True, **overrides:
         raise KeyError(f"no builder for model family {spec.family!r}") from None
     model = builder(spec, pretrained=pretrained)
     if spec.ensemble:
-        from .network import as_ensemble
+        from mrivision.model.network import as_ensemble
 
         model = as_ensemble(model)
     return model

@@ -35,8 +35,8 @@ from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 from scipy.stats import spearmanr
 from torch import nn
 
-from .cam import explain
-from .predictor import Predictor, softmax
+from mrivision.explain.cam import explain
+from mrivision.inference.predictor import Predictor, softmax
 
 PERCENTILES: tuple[int, ...] = (10, 20, 30, 50)
 TOP_PERCENT = 20

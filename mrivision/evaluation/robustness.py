@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import cv2
 import numpy as np
 
-from . import ood_probes
-from .framing import brain_mask
+from mrivision.evaluation import ood_probes
+from mrivision.inputs.framing import brain_mask
 
 if TYPE_CHECKING:
-    from .predictor import Predictor
+    from mrivision.inference.predictor import Predictor
 
 
 def _tight(img: np.ndarray) -> np.ndarray:

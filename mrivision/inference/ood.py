@@ -18,7 +18,7 @@ covariance shrinkage. The copies matter: the original test slices come from othe
 than the training ones, and a Gaussian fitted to the training slices alone flagged ~45% of them.
 The threshold is the 99th percentile of *out-of-fold* distances (5-fold cross-fitting), so it is
 not set on the slices it was fitted to. `scripts/measure_ood.py` measures the false-alarm rate on
-the test slices and the detection rate on generated non-MRI images (`mrivision.ood_probes`) and
+the test slices and the detection rate on generated non-MRI images (`mrivision.evaluation.ood_probes`) and
 stores both on the card under ``ood.measured``.
 
 Everything the detector needs is a small JSON dict (the card's ``ood``, about 25 KB with the
@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from .transforms import fit_to_size
+from mrivision.inputs.transforms import fit_to_size
 
 VERSION = 3  # 3: statistics of the canonically framed canvas (2: of the letterboxed slice)
 STAT_NAMES = ("background_fraction", "border_mean", "foreground_mean", "foreground_std", "foreground_p10",

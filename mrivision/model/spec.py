@@ -1,7 +1,7 @@
 """`ModelSpec`: what travels with a model (input size, normalisation, class names, CAM layer, ...).
 
 Plain data with no torch import, so that a card's spec can be read by the torch-free inference
-path (`mrivision.onnx_engine`); `mrivision.models` builds networks from it.
+path (`mrivision.inference.engine_file`); `mrivision.model` builds networks from it.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .constants import CLASS_NAMES
+from mrivision.constants import CLASS_NAMES
 
 
 @dataclass(frozen=True)

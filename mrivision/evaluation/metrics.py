@@ -36,7 +36,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from .stages import expected_stage
+from mrivision.evaluation.stages import expected_stage
 
 CONFIDENCE = 0.95
 MAX_ROC_POINTS = 200

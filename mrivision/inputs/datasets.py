@@ -15,8 +15,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .constants import BINARY_CLASS_NAMES, CLASS_NAMES, canonical_class
-from .io import load_image
+from mrivision.constants import BINARY_CLASS_NAMES, CLASS_NAMES, canonical_class
+from mrivision.inputs.image import load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".dcm", ".nii", ".gz"}
 MIN_GROUPS_FOR_VAL = 4

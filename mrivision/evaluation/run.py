@@ -6,9 +6,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .data import fingerprint, load_dataset, read_sample, subjects_of
-from .evaluate import evaluate_predictions, predictions_table
-from .predictor import Predictor
+from mrivision.inputs.datasets import fingerprint, load_dataset, read_sample, subjects_of
+from mrivision.evaluation.metrics import evaluate_predictions, predictions_table
+from mrivision.inference.predictor import Predictor
 
 
 def evaluate_model(predictor: Predictor, data: str | Path, out_csv: str | Path | None = None,

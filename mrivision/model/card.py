@@ -1,6 +1,6 @@
 """Model files on disk: where a model's weights and card are, reading a card, checksums.
 
-No torch here: the torch-free inference path (`mrivision.onnx_engine`) reads cards too.
+No torch here: the torch-free inference path (`mrivision.inference.engine_file`) reads cards too.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from .constants import CLASS_NAMES, weights_dir
-from .errors import ModelLoadError
+from mrivision.constants import CLASS_NAMES, weights_dir
+from mrivision.errors import ModelLoadError
 
 
 def sha256_file(path: Path) -> str:

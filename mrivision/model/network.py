@@ -8,7 +8,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..spec import ModelSpec
+from mrivision.model.spec import ModelSpec
 
 
 class GrayToRGB(nn.Conv2d):

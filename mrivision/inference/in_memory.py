@@ -27,7 +27,7 @@ Building costs a few seconds of CPU once per model and process (tracing/exportin
 EfficientNet is about 1-2.5 s of it), paid on the first `Predictor.logits` call, or ahead of it
 by `Predictor.warm_up`. Builds are serialised process-wide: torch's ONNX exporter and tracer
 keep global state. `export_engine` writes the ONNX graph to a file once instead (`mrivision
-export`), so that later processes predict with no build and no torch (`mrivision.onnx_engine`).
+export`), so that later processes predict with no build and no torch (`mrivision.inference.engine_file`).
 
 A backend is kept only if its logits on random inputs (batch 1 and batch 3) are within
 `atol` (default 1e-4, max abs difference) of the eager model's; otherwise the next one is
@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .onnx_engine import DIFF_KEY, STAMP_KEY, OnnxEngine, engine_path
+from mrivision.inference.engine_file import DIFF_KEY, STAMP_KEY, OnnxEngine, engine_path
 
 BACKENDS = ("onnxruntime", "torchscript", "eager-channels-last", "eager")
 DEFAULT_ATOL = 1e-4
@@ -271,7 +271,7 @@ class LazyFast:
 
 
 def export_engine(model: nn.Module, weights: Path, weights_sha256: str, atol: float = DEFAULT_ATOL) -> Path:
-    """Write the engine file of `weights` (see `mrivision.onnx_engine`) for `model`, loaded from them.
+    """Write the engine file of `weights` (see `mrivision.inference.engine_file`) for `model`, loaded from them.
 
     The graph is the one `optimize_for_inference` builds and checks for the "onnxruntime" backend
     (eager logits within `atol`), else ValueError and no file. Written beside the weights, atomically.

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .spec import ModelSpec
+from mrivision.model.spec import ModelSpec
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before onnxruntime is imported (see mrivision/__init__)
 

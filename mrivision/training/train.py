@@ -22,10 +22,10 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from .data import Sample, fingerprint, group_split, load_dataset, pseudo_scan_groups, read_sample
-from .evaluate import evaluate_predictions, fit_temperature
-from .models import MRINet, create_model, get_spec
-from .transforms import Augment, frame, normalise
+from mrivision.inputs.datasets import Sample, fingerprint, group_split, load_dataset, pseudo_scan_groups, read_sample
+from mrivision.evaluation.metrics import evaluate_predictions, fit_temperature
+from mrivision.model.zoo import MRINet, create_model, get_spec
+from mrivision.inputs.transforms import Augment, frame, normalise
 
 
 @dataclass
@@ -118,7 +118,7 @@ def chain_end_split(samples: Sequence[Sample], images: Sequence[np.ndarray], k: 
     """Hold out the `k` slices at each end of every scan's slice chain (scans with at least 2k + 3
     slices). A scan's slices are ordered by the spectral (Fiedler) ordering of their thumbnail
     correlations: neighbouring slices correlate most, so the order follows the slice levels."""
-    from .data import thumbnails
+    from mrivision.inputs.datasets import thumbnails
 
     by_group: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
@@ -417,7 +417,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         "trainable_parameters": result.trainable_parameters,
         "code_version": code_version(),
     }
-    from .ood import fit_ood
+    from mrivision.inference.ood import fit_ood
 
     card["ood"] = fit_ood([canvases[i] for i in tr_idx], framing=spec.framing)
     return card_with_test_metrics(model, card, cfg, Path(cfg.out_dir), log)
@@ -427,11 +427,11 @@ def card_with_test_metrics(model: MRINet, card: dict[str, Any], cfg: TrainConfig
                            log: Callable[[str], None]) -> dict[str, Any]:
     """Save the model; evaluate what ships on the literature's test split and on the external cohort
     (where given and present) and store both in its card (`metrics.test`, `metrics.external`)."""
-    from .cards import read_card, write_json_atomic
-    from .evaluate import format_report
-    from .evaluation_run import evaluate_model
-    from .predictor import Predictor
-    from .weights import load_weights, save_model
+    from mrivision.model.card import read_card, write_json_atomic
+    from mrivision.evaluation.metrics import format_report
+    from mrivision.evaluation.run import evaluate_model
+    from mrivision.inference.predictor import Predictor
+    from mrivision.model.weights import load_weights, save_model
 
     save_model(model, card, out_dir)
     card_path = out_dir / f"{model.spec.name}.json"

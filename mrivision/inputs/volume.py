@@ -18,8 +18,8 @@ import numpy as np
 import pydicom
 from nibabel.orientations import apply_orientation
 
-from . import io as mio
-from .errors import ImageLoadError
+from mrivision.inputs import image as mio
+from mrivision.errors import ImageLoadError
 
 MAX_ZIP_ENTRIES = 2000
 MAX_ZIP_BYTES = 1024 * 1024 * 1024  # uncompressed, all entries together

@@ -23,11 +23,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .data import Sample, fingerprint, group_split, groups_by_class
-from .evaluate import apply_temperature, evaluate_predictions, fit_temperature, format_report, predictions_table
-from .models import create_model
-from .train import FeatureSource, TrainConfig, build_spec, fit, prepare_data, run_logits, set_seed
-from .transforms import frame
+from mrivision.inputs.datasets import Sample, fingerprint, group_split, groups_by_class
+from mrivision.evaluation.metrics import apply_temperature, evaluate_predictions, fit_temperature, format_report, predictions_table
+from mrivision.model.zoo import create_model
+from mrivision.training.train import FeatureSource, TrainConfig, build_spec, fit, prepare_data, run_logits, set_seed
+from mrivision.inputs.transforms import frame
 
 
 def subject_folds(samples: Sequence[Sample], k: int, seed: int = 0) -> np.ndarray:
@@ -132,8 +132,8 @@ def ship_ensemble(cfg: TrainConfig, summary: dict[str, Any], log: Callable[[str]
     """Write the K fold models as one shipped model (shared frozen prefix, mean of the K trainable
     parts' logits), with `metrics.cv` from their out-of-fold predictions, and evaluate it on the
     literature's test split and the external cohort (`train.card_with_test_metrics`)."""
-    from .ood import fit_ood
-    from .train import card_with_test_metrics, code_version, hardware, peak_rss_mb
+    from mrivision.inference.ood import fit_ood
+    from mrivision.training.train import card_with_test_metrics, code_version, hardware, peak_rss_mb
 
     spec = build_spec(cfg).replace(ensemble=cfg.folds)
     cv_dir = Path(cfg.run_dir) / cfg.run_name / "cv"

@@ -15,20 +15,20 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .cards import list_shipped, read_card, resolve, verify_weights
-from .errors import ModelLoadError
-from .framing import Frame
-from .onnx_engine import OnnxEngine, load_engine
-from .spec import ModelSpec
-from .stages import expected_stage
-from .ood import assess, ood_warnings
-from .transforms import frame, normalise
+from mrivision.model.card import list_shipped, read_card, resolve, verify_weights
+from mrivision.errors import ModelLoadError
+from mrivision.inputs.framing import Frame
+from mrivision.inference.engine_file import OnnxEngine, load_engine
+from mrivision.model.spec import ModelSpec
+from mrivision.evaluation.stages import expected_stage
+from mrivision.inference.ood import assess, ood_warnings
+from mrivision.inputs.transforms import frame, normalise
 
 if TYPE_CHECKING:
-    from .fast_inference import LazyFast
-    from .models import MRINet
-    from .scan import ScanPrediction
-    from .volume import Volume
+    from mrivision.inference.in_memory import LazyFast
+    from mrivision.model.zoo import MRINet
+    from mrivision.inference.scan import ScanPrediction
+    from mrivision.inputs.volume import Volume
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Predictor:
         try:
             engine = load_engine(weights, card, ModelSpec.from_dict(card["spec"])) if fast else None
             if engine is None:
-                from .weights import load_weights
+                from mrivision.model.weights import load_weights
 
                 model, card = load_weights(weights)
                 return cls(model, card, fast=fast, build=build)
@@ -160,7 +160,7 @@ class Predictor:
         """The in-memory engine's builder (made once; it builds on its first `get`)."""
         with self._fast_lock:
             if self._lazy_fast is None:
-                from .fast_inference import LazyFast
+                from mrivision.inference.in_memory import LazyFast
 
                 self._lazy_fast = LazyFast(self.model)
             return self._lazy_fast
@@ -229,15 +229,15 @@ class Predictor:
         return out
 
     def predict_scan(self, volume: "Volume | Sequence[np.ndarray] | np.ndarray") -> "ScanPrediction":
-        """One stage for a whole scan (`mrivision.scan.predict_scan`): a `Volume` or 2-D slices in order."""
-        from .scan import predict_scan
+        """One stage for a whole scan (`mrivision.inference.scan.predict_scan`): a `Volume` or 2-D slices in order."""
+        from mrivision.inference.scan import predict_scan
 
         return predict_scan(self, volume)
 
     def explain(self, img: np.ndarray, method: str = "gradcam", target: int | str | None = None,
                 aug_smooth: bool = False) -> np.ndarray:
         """Heatmap in [0,1] at the input's resolution for `target` (default: the predicted class)."""
-        from .cam import explain
+        from mrivision.explain.cam import explain
 
         if isinstance(target, str):
             target = self.class_names.index(target)
@@ -258,7 +258,7 @@ def load_model(name_or_path: str | Path, fast: bool = True, build: bool = True) 
 
 def _load_torch_model(weights: Path, weights_sha256: str) -> MRINet:
     """The PyTorch model of `weights`, if they are still the ones the Predictor was loaded with."""
-    from .weights import load_weights
+    from mrivision.model.weights import load_weights
 
     model, card = load_weights(weights)
     if card.get("weights_sha256") != weights_sha256:

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .framing import Frame, background_level, brain_mask
-from .ood import WARNING_UNCERTAIN
-from .stages import expected_stage
-from .transforms import frame
-from .volume import Volume
+from mrivision.inputs.framing import Frame, background_level, brain_mask
+from mrivision.inference.ood import WARNING_UNCERTAIN
+from mrivision.evaluation.stages import expected_stage
+from mrivision.inputs.transforms import frame
+from mrivision.inputs.volume import Volume
 
 if TYPE_CHECKING:
-    from .predictor import Prediction, Predictor
+    from mrivision.inference.predictor import Prediction, Predictor
 
 def _mean(p: np.ndarray) -> np.ndarray:
     return p.mean(axis=0)

@@ -1,10 +1,10 @@
-"""Model registry: one spec per system we reproduce, plus our own."""
+"""The model zoo: one spec per system we reproduce, plus our own; `create_model` builds any of them."""
 from __future__ import annotations
 
-from ..constants import BINARY_CLASS_NAMES
-from . import backbones  # noqa: F401  (registers the builders)
-from .network import MRINet
-from .registry import ModelSpec, create_model, get_spec, list_specs, register_spec
+from mrivision.constants import BINARY_CLASS_NAMES
+from mrivision.model import backbones  # noqa: F401  (registers the builders)
+from mrivision.model.network import MRINet
+from mrivision.model.registry import ModelSpec, create_model, get_spec, list_specs, register_spec
 
 register_spec(ModelSpec(
     name="convnext_probe", family="convnext", arch="convnext_base", head="linear", input_size=(224, 224),

@@ -1,7 +1,7 @@
 """Frame, normalise and augment: the same code in training and inference (NumPy and OpenCV, no torch).
 
 A slice reaches the network in two steps: `frame` puts it on the network's canvas in the spec's
-framing (`mrivision.framing`), `normalise` turns canvases into the input batch. `batch_array`
+framing (`mrivision.inputs.framing`), `normalise` turns canvases into the input batch. `batch_array`
 does both. Training frames each image once, augments the canvases and normalises them.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .framing import Frame, frame_image, letterbox
-from .spec import ModelSpec
+from mrivision.inputs.framing import Frame, frame_image, letterbox
+from mrivision.model.spec import ModelSpec
 
 
 def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .transforms import batch_array
+from mrivision.inputs.transforms import batch_array
 
 UNTRAINED = "untrained (architecture only)"
 TRAINED = "trained"
@@ -140,7 +140,7 @@ def naive_predict(model: Any, spec: Any, images: list[np.ndarray]) -> np.ndarray
     """Train-style inference: eval model, no_grad, float32 NCHW, default threads, no TTA."""
     import torch
 
-    from .predictor import softmax
+    from mrivision.inference.predictor import softmax
 
     with torch.no_grad():
         return softmax(model(torch.from_numpy(batch_array(images, spec))).float().numpy())
@@ -148,14 +148,14 @@ def naive_predict(model: Any, spec: Any, images: list[np.ndarray]) -> np.ndarray
 
 def fast_forward(predictor: Any, images: list[np.ndarray]) -> np.ndarray:
     """The naive baseline's work (preprocessing, one forward, softmax; no TTA) on the predictor's fast path."""
-    from .predictor import softmax
+    from mrivision.inference.predictor import softmax
 
     return softmax(predictor.forward(batch_array(images, predictor.spec)))
 
 
 def _in_process_load_s(model: Any) -> float:
     """Time to rebuild the architecture and load a state dict (no file I/O)."""
-    from .models import create_model
+    from mrivision.model.zoo import create_model
 
     state = {k: v.clone() for k, v in model.state_dict().items()}
     t = time.perf_counter()
@@ -165,7 +165,7 @@ def _in_process_load_s(model: Any) -> float:
 
 
 def _subprocess_load_s(source: str) -> float:
-    code = ("import time; from mrivision.predictor import load_model; t = time.perf_counter(); "
+    code = ("import time; from mrivision.inference.predictor import load_model; t = time.perf_counter(); "
             f"load_model({source!r}); print(time.perf_counter() - t)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(), check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -300,8 +300,8 @@ def bench_model(predictor: Any, runs: int = 50, *, load_s: float | None = None, 
 
 def _worker(source: str, runs: int, untrained: bool) -> dict[str, Any]:
     t = time.perf_counter()
-    from .models import create_model
-    from .predictor import Predictor, load_model
+    from mrivision.model.zoo import create_model
+    from mrivision.inference.predictor import Predictor, load_model
 
     import_s = time.perf_counter() - t
     t = time.perf_counter()
@@ -319,7 +319,7 @@ def _worker(source: str, runs: int, untrained: bool) -> dict[str, Any]:
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env
@@ -327,8 +327,8 @@ def _child_env() -> dict[str, str]:
 
 def classify(source: str) -> str:
     """TRAINED for a shipped name or an existing weights/card path, UNTRAINED for a registered spec."""
-    from .models import list_specs
-    from .cards import list_shipped, resolve
+    from mrivision.model.zoo import list_specs
+    from mrivision.model.card import list_shipped, resolve
 
     if source in list_shipped():
         return TRAINED
@@ -339,7 +339,7 @@ def classify(source: str) -> str:
 
 
 def bench_in_subprocess(source: str, runs: int, untrained: bool) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "mrivision.bench", "--worker", source, "--runs", str(runs)]
+    cmd = [sys.executable, "-m", "mrivision.bench.latency", "--worker", source, "--runs", str(runs)]
     if untrained:
         cmd.append("--untrained")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env())
@@ -394,7 +394,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
 def bench_scan(predictor: Any, runs: int = 10, n_slices: int = 30) -> dict[str, float]:
     """p50 seconds of `predict_scan` on an `n_slices` volume, of the case report's PDF alone, and of a
     report with its Grad-CAM heatmap (what `mrivision report` does after loading the model)."""
-    from .report import case_report
+    from mrivision.report import case_report
 
     volume = np.stack([brain_slice(predictor.spec.input_size, seed=i) for i in range(n_slices)])
     result = predictor.predict_scan(volume)  # warm: engine, CAM imports
@@ -408,15 +408,15 @@ def bench_scan(predictor: Any, runs: int = 10, n_slices: int = 30) -> dict[str, 
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from .models import list_specs
-    from .cards import list_shipped
+    from mrivision.model.zoo import list_specs
+    from mrivision.model.card import list_shipped
 
     runs = int(getattr(args, "runs", 50) or 50)
     if runs < 1:
         raise ValueError("--runs must be at least 1")
     as_json = bool(getattr(args, "json", False))
     if getattr(args, "scan", False):
-        from .predictor import load_model
+        from mrivision.inference.predictor import load_model
 
         names = [s.strip() for s in args.models.split(",")] if getattr(args, "models", None) else ["default"]
         out = {name: bench_scan(load_model(name), runs=min(runs, 10)) for name in names}
@@ -443,7 +443,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mrivision.bench", description="bench one model (worker process)")
+    p = argparse.ArgumentParser(prog="python -m mrivision.bench.latency", description="bench one model (worker process)")
     p.add_argument("--worker", required=True, help="shipped name, weights path, or spec name with --untrained")
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--untrained", action="store_true")

@@ -1,0 +1,1 @@
+"""The one metrics protocol, calibration, robustness, faithfulness, probes."""

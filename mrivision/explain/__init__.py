@@ -1,0 +1,1 @@
+"""Heatmaps: the Grad-CAM family."""

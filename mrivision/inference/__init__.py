@@ -1,0 +1,1 @@
+"""Predicting: the Predictor, its backends, whole scans, the OOD check."""

@@ -1,0 +1,1 @@
+"""Reading slices, volumes and data sets; framing and transforms."""

@@ -1,0 +1,1 @@
+"""Training: config, subject-level splits, feature cache, loop, cross-validation."""
