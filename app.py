@@ -4,9 +4,15 @@ Run with ``streamlit run app.py``. Models are read from $MRIVISION_WEIGHTS_DIR (
 """
 import streamlit as st
 
-from ui import common as ui
+from mrivision.inference.export import export_shipped_in_background
+from ui import loading, page
 
-st.set_page_config(page_title="MRI Vision", layout="wide")
+export_shipped_in_background()  # once per server: engine files the shipped models lack (a fresh clone), in a child process
+
+# The favicon is an emoji, which Streamlit draws locally. Without it, each page's Material icon would
+# become the favicon, fetched from a font host, and a hospital network is offline (tests/test_browser.py
+# records every request). The icons in the navigation use the font Streamlit serves itself.
+st.set_page_config(page_title="MRI Vision", page_icon="🧠", layout="wide")
 
 # The page files live in app_pages/, not pages/: a folder named pages/ makes Streamlit run a page file
 # on its own (without this entry point: no sidebar, no page config) when the first request after a
@@ -19,12 +25,12 @@ pages = [
     st.Page("app_pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
     st.Page("app_pages/about.py", title="About", icon=":material/info:"),
 ]
-page = st.navigation(pages)
+current = st.navigation(pages)
 
-with ui.script_run():  # background loading waits while the app is busy (ui.IDLE_BEFORE_WARM_S)
+with loading.script_run():  # background loading waits while the app is busy (loading.IDLE_BEFORE_WARM_S)
     with st.sidebar:
         st.markdown("### MRI Vision")
         st.caption("Alzheimer's stage classification of brain MRI slices, with CAM heatmaps.")
-    ui.model_picker()
-    st.sidebar.caption(ui.DISCLAIMER)
-    page.run()  # every page starts with ui.page_header(), which shows the disclaimer
+    page.model_picker()
+    st.sidebar.caption(page.DISCLAIMER)
+    current.run()  # every page starts with page.page_header(), which shows the disclaimer

@@ -2,10 +2,10 @@
 import pandas as pd
 import streamlit as st
 
-from ui import common as ui
+from ui import catalogue, page, text
 from ui import metrics_support as ms
 
-ui.page_header("About MRI Vision")
+page.page_header("About MRI Vision")
 
 st.markdown("""
 **What it is.** MRI Vision classifies single axial brain MRI slices into four classes used by a public
@@ -57,28 +57,28 @@ The example slices, if present, are described in `examples/ATTRIBUTION.md`.
 """)
 
 st.header("Model cards")
-models = ui.list_models()
+models = catalogue.list_models()
 if not models:
-    ui.no_models_message()
+    page.no_models_message()
+default = catalogue.default_model(catalogue.clinical_models())
 for entry in models:
     card = entry.card
-    with st.expander(f"{entry.name}" + (" (default)" if card.get("default") is True else ""),
+    with st.expander(f"{entry.name}" + (" (default)" if default is not None and entry.key == default.key else ""),
                      expanded=len(models) == 1):
-        if card.get("description"):
-            st.write(ui.esc(card["description"]))
+        if card.description:
+            st.write(text.esc(card.description))
         st.dataframe(ms.three_numbers(card), hide_index=True)
-        st.write("Classes: " + ", ".join(ui.esc(c) for c in card.get("class_names", [])))
-        prep = card.get("preprocessing") or {}
-        if prep:
-            st.dataframe(pd.DataFrame({"preprocessing": list(prep), "value": [str(v) for v in prep.values()]}),
-                         hide_index=True)
-        st.dataframe(ms.training_table(card), hide_index=True)
+        st.write("Classes: " + ", ".join(text.esc(c) for c in card.class_names))
+        prep = card.preprocessing_summary()
+        st.dataframe(pd.DataFrame({"preprocessing": list(prep), "value": [text.cell(v) for v in prep.values()]}),
+                     hide_index=True)
+        page.show_table(ms.training_table(card))
         for key in ("intended_use", "limitations", "license", "licence"):
-            if card.get(key):
-                st.write(f"**{key.replace('_', ' ').capitalize()}:** {ui.esc(card[key])}")
-        data = card.get("data") or {}
+            if card.extra.get(key):
+                st.write(f"**{key.replace('_', ' ').capitalize()}:** {text.esc(card.extra[key])}")
+        data = card.data or {}
         if data:
-            st.caption("Training data fingerprint: " + ui.esc(", ".join(f"{k}: {v}" for k, v in
+            st.caption("Training data fingerprint: " + text.esc(", ".join(f"{k}: {v}" for k, v in
                                                                        (data.get("train") or data).items())))
 
-st.caption(f"Models are read from {ui.esc(ui.weights_dir())} (set {ui.WEIGHTS_ENV} to change).")
+st.caption(f"Models are read from {text.esc(catalogue.weights_dir())} (set {catalogue.WEIGHTS_ENV} to change).")

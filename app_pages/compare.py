@@ -1,57 +1,51 @@
-"""Compare: one image through every shipped model — predictions, heatmaps, agreement, test scores."""
+"""Compare: one image through every shipped model — predictions, heatmaps, agreement, one number per model."""
 import pandas as pd
 import streamlit as st
 
 from mrivision import ModelLoadError
-from mrivision.model.card import is_lesson, metric
-from ui import common as ui
+from ui import agreement, cam_view, catalogue, loading, page, sources, text
 
-ui.page_header("Compare", "The same image through every available model, side by side.")
-models = [m for m in ui.list_models() if not is_lesson(m.card)]  # the leakage lesson is not a clinical answer
+page.page_header("Compare", "The same image through every available model, side by side.")
+models = catalogue.clinical_models()  # the leakage lesson is not a clinical answer
 if not models:
-    ui.no_models_message()
+    page.no_models_message()
     st.stop()
 
-source, slice_index, img = ui.require_slice("compare")
+source, slice_index, img = sources.require_slice("compare")
+key = sources.image_key(source, slice_index)
 show_heatmaps = st.toggle("Show Grad-CAM heatmaps", value=True, key="compare_heatmaps")
 
 results = []
 for entry in models:
     try:
-        with st.spinner(f"Running {ui.esc(entry.name)}…"):
-            predictor = ui.get_predictor(entry)
-            results.append((entry, predictor, ui.predict(entry, predictor, source, slice_index, img)))
+        with st.spinner(f"Running {text.esc(entry.name)}…"):
+            predictor = loading.get_predictor(entry)
+            results.append((entry, predictor, loading.predict(entry, predictor, key, img)))
     except ModelLoadError as exc:
-        st.error(f"The model {ui.esc(entry.name)} could not be loaded: {ui.esc(exc)}")
+        st.error(f"The model {text.esc(entry.name)} could not be loaded: {text.esc(exc)}")
 if not results:
     st.stop()
 
-rows = []
+rows = [{"model": entry.name, "predicted stage": p.label, "confidence": p.confidence,
+         "expected stage": p.expected_stage, catalogue.NUMBER_LABEL: catalogue.model_number(entry),
+         "warnings": len(p.warnings)} for entry, _, p in results]
+page.show_table(pd.DataFrame(rows), percent=("confidence",))
+st.caption(f"The {catalogue.NUMBER_LABEL} comes from each model's card: {catalogue.NUMBER_HELP} The Metrics page "
+           "has every other figure. The leakage-lesson model is not shown.")
+warned: dict[str, list[str]] = {}
 for entry, _, p in results:
-    rows.append({"model": entry.name, "predicted stage": p.label, "confidence": p.confidence,
-                 **{f"p_{c}": v for c, v in p.probabilities.items()},
-                 "expected stage": p.expected_stage,
-                 "CV bal. acc. (new patients)": metric(entry.card, "cv", "balanced_accuracy", "scan"),
-                 "external bal. acc.": metric(entry.card, "external", "balanced_accuracy", "scan"),
-                 "test accuracy": entry.test_metric("accuracy"), "test macro-F1": entry.test_metric("macro_f1"),
-                 "scan-level macro-F1": entry.test_metric("macro_f1", "scan"),
-                 "validation split": ui.split_label(entry.card), "warnings": " ".join(p.warnings)})
-st.dataframe(pd.DataFrame(rows), hide_index=True,
-             column_config={"confidence": st.column_config.NumberColumn(format="percent")})
-st.caption("From each model's card: balanced accuracy per subject on new patients (subject-level "
-           "cross-validation) and on the external cohort; test accuracy and macro-F1 are slice-level figures on "
-           "the literature's test split (other slices of subjects seen in training). A two-class model's "
-           "macro-F1 is not comparable with a four-stage model's. The leakage-lesson model is not shown.")
+    for w in p.warnings:
+        warned.setdefault(w, []).append(entry.name)
+for w, names in warned.items():
+    st.warning(f"{text.esc(', '.join(names))}: {text.esc(w)}")
 
 if len(results) == 1:
     st.info("Only one model is available, so there is nothing to compare against.")
 else:
-    show = {"success": st.success, "warning": st.warning, "info": st.info}
-    lines = ui.agreement([(p.label, predictor.class_names) for _, predictor, p in results])
-    for level, text in lines:
-        show[level](text)
-    if any(level == "warning" for level, _ in lines):
-        st.caption("Where models disagree, treat any single model's output for this image with extra caution.")
+    lines = agreement.agreement([(p.label, predictor.class_names) for _, predictor, p in results])
+    for level, line in lines:
+        (st.warning if level == "warning" else st.info)(line)
+    st.caption(agreement.SHARED_DATA)
 
 if show_heatmaps:
     per_row = 4
@@ -59,6 +53,7 @@ if show_heatmaps:
         cols = st.columns(per_row)
         for col, (entry, predictor, p) in zip(cols, results[start:start + per_row]):
             with col:
-                heat = ui.explain(entry, predictor, ui.image_key(source, slice_index), img, ui.DEFAULT_METHOD, p.label)
+                heat = cam_view.explain(entry, predictor, key, img, cam_view.DEFAULT_METHOD, p.label)
                 if heat is not None:
-                    ui.show_image(ui.overlay_rgb(img, heat), caption=f"{entry.name}: {p.label} ({p.confidence:.0%})")
+                    page.show_image(cam_view.overlay_rgb(img, heat),
+                                    caption=f"{text.esc(entry.name)}: {p.label} ({p.confidence:.0%})")

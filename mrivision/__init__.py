@@ -16,9 +16,10 @@ from .constants import BINARY_CLASS_NAMES, CLASS_NAMES  # noqa: E402
 from .errors import ImageLoadError, ModelLoadError  # noqa: E402
 
 # torch-heavy names load on first use, so `mrivision.evaluation.metrics` and `mrivision.inputs.image` stay light.
-_LAZY = {"load_image": "inputs.image", "Prediction": "inference.predictor", "Predictor": "inference.predictor",
+_LAZY = {"load_image": "inputs.image", "Prediction": "inference.prediction", "Predictor": "inference.predictor",
          "list_models": "inference.predictor", "load_model": "inference.predictor", "load_volume": "inputs.volume",
-         "Volume": "inputs.volume", "ScanPrediction": "inference.scan"}
+         "Volume": "inputs.volume", "ScanPrediction": "inference.scan", "ModelCard": "model.card",
+         "measure_atrophy": "anatomy.atrophy", "AtrophyMeasures": "anatomy.atrophy"}
 
 
 def __getattr__(name: str):
@@ -29,6 +30,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'mrivision' has no attribute {name!r}")
 
 
-__all__ = ["BINARY_CLASS_NAMES", "CLASS_NAMES", "ImageLoadError", "ModelLoadError", "Prediction", "Predictor",
+__all__ = ["AtrophyMeasures", "BINARY_CLASS_NAMES", "CLASS_NAMES", "ImageLoadError", "ModelCard", "ModelLoadError",
+           "Prediction", "Predictor",
            "ScanPrediction", "Volume",
-           "list_models", "load_image", "load_model", "load_volume"]
+           "list_models", "load_image", "load_model", "load_volume", "measure_atrophy"]

@@ -10,7 +10,16 @@ from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch weights at run time
 
-FAST_PATH_MIN_FILES = 8  # building the fast engine in memory pays off only over several images
+FAST_PATH_MIN_FILES = 8
+DISTRIBUTED_HELP = """distributed (several processes, GPUs or machines; docs/distributed.md):
+  run the same command under torchrun, e.g.
+    torchrun --nproc_per_node 2 -m mrivision train --config configs/NAME.yaml
+    torchrun --nnodes 2 --node_rank 0 --nproc_per_node 4 --rdzv_backend c10d \\
+             --rdzv_endpoint HOST:29500 -m mrivision train --config configs/NAME.yaml
+  backend: nccl with one GPU per process when CUDA is present, gloo on CPU (chosen automatically).
+  --batch-size is the global batch; each process trains on batch_size / nproc of it.
+  rank 0 alone writes checkpoints, cards and logs; --run-dir must be on a file system every node sees.
+  --resume continues from the last checkpoint after any process died (same nproc or another)."""  # building the fast engine in memory pays off only over several images
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -18,15 +27,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     card = train(cfg, resume=args.resume)
-    print(f"wrote {Path(cfg.out_dir) / (card['name'] + '.safetensors')} and its card")
+    if _is_main_process():
+        print(f"wrote {Path(cfg.out_dir) / (card.name + '.safetensors')} and its card")
     return 0
 
 
+def _is_main_process() -> bool:
+    """False on every torchrun process but rank 0 (which alone reports and ships)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _config(args: argparse.Namespace):
-    from mrivision.training.train import TrainConfig
+    from mrivision.training.config import TrainConfig
 
     cfg = TrainConfig.from_yaml(args.config)
-    for key in ("epochs", "data", "test_data", "out_dir", "run_dir", "limit", "threads", "folds"):
+    for key in ("epochs", "data", "test_data", "out_dir", "run_dir", "limit", "threads", "folds", "batch_size",
+                "stream"):
         value = getattr(args, key, None)
         if value is not None:
             setattr(cfg, key, value)
@@ -40,14 +56,14 @@ def _cmd_cv(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     summary = cross_validate(cfg, resume=args.resume)
-    if args.ship:
+    if args.ship and _is_main_process():
         card = ship_ensemble(cfg, summary)
-        print(f"wrote {Path(cfg.out_dir) / (card['name'] + '.safetensors')} (the {cfg.folds} fold models) and its card")
+        print(f"wrote {Path(cfg.out_dir) / (card.name + '.safetensors')} (the {cfg.folds} fold models) and its card")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from mrivision.evaluation.metrics import format_report
+    from mrivision.evaluation.tables import format_report
     from mrivision.evaluation.run import evaluate_model
     from mrivision.inference.predictor import load_model
 
@@ -62,10 +78,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _is_volume(file: str) -> bool:
-    """A zip, or a file holding more than one slice."""
+    """A zip, a folder (one DICOM series), or a file holding more than one slice."""
     from mrivision.inputs.image import describe_image
 
-    if file.lower().endswith(".zip"):
+    if file.lower().endswith(".zip") or Path(file).is_dir():
         return True
     try:
         return describe_image(file).n_slices > 1
@@ -85,18 +101,27 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from mrivision.errors import ImageLoadError
     from mrivision.inputs.image import load_image
     from mrivision.inference.predictor import load_model
-    from mrivision.inputs.volume import load_volume
 
     predictor = load_model(args.model, build=len(args.files) > FAST_PATH_MIN_FILES)
     failed = 0
-    groups = [args.files] if args.series else [[f] for f in args.files]
+    dicom = [f for f in args.files if f.lower().endswith((".dcm", ".dicom"))]
+    if args.series or (args.slice is None and len(dicom) > 1):  # DICOM files form one series, as in the app
+        groups = [args.files] if args.series else [dicom] + [[f] for f in args.files if f not in dicom]
+    else:
+        groups = [[f] for f in args.files]
     for files in groups:
         label = files[0] if len(files) == 1 else f"series of {len(files)} files"
         try:
-            if args.series or (args.slice is None and _is_volume(files[0])):
-                scan = predictor.predict_scan(load_volume(files))
+            if len(files) > 1 or (args.slice is None and _is_volume(files[0])):
+                scan = predictor.predict_scan(files)
                 _print_prediction(f"{label} (scan of {scan.n_slices} slices)", scan)
                 print(f"  slices used: {', '.join(map(str, scan.slices_used))} (agreement {scan.agreement:.0%})")
+                if scan.slice_z_mm:
+                    z = [scan.slice_z_mm[i] for i in scan.slices_used]
+                    print(f"  at MNI z {min(z):.0f} to {max(z):.0f} mm (trained band {scan.band_mm[0]:.0f} to "
+                          f"{scan.band_mm[1]:.0f} mm)")
+                if scan.out_of_distribution:
+                    print("  out of distribution: this scan is unlike the T1 scans the model was trained on")
                 continue
             img = load_image(files[0], slice_index=args.slice)
         except ImageLoadError as exc:
@@ -108,30 +133,36 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from mrivision.errors import ImageLoadError
     from mrivision.inputs.image import load_image
     from mrivision.inference.predictor import load_model
-    from mrivision.report import case_report
-    from mrivision.inputs.volume import load_volume
+    from mrivision.report import case_report, report_slice
+    from mrivision.inference.scan import as_volume
+    from mrivision.anatomy.atrophy import measure_atrophy
 
-    predictor = load_model(args.model, fast=False)
+    predictor = load_model(args.model, build=False)  # the engine file scores when there is one; no build for one report
     try:
         if args.slice is None and (len(args.files) > 1 or _is_volume(args.files[0])):
-            volume = load_volume(args.files)
+            volume = as_volume(args.files)
             result = predictor.predict_scan(volume)
-            shown = int(result.slices_used[int(np.argmax([result.per_slice[i].confidence for i in result.slices_used]))])
+            shown = report_slice(result)  # the app's report shows the same slice
             image = volume.slices[shown]
         else:
             image = load_image(args.files[0], slice_index=args.slice)
             result = predictor.predict(image)
+            shown = args.slice
     except ImageLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    heat = predictor.explain(image, target=result.label)
-    Path(args.out).write_bytes(case_report(predictor, result, image, heat))
-    print(f"{result.label}: report written to {args.out}")
+    heat = predictor.explain(image, target=result.label) if args.heatmap else None  # Grad-CAM needs torch (seconds)
+    try:  # the tissue measures of the slices the stage came from
+        scan = hasattr(result, "slices_used")
+        atrophy = measure_atrophy(volume, result.slices_used) if scan else measure_atrophy(image)
+    except ValueError:  # no brain found: the report goes without them
+        atrophy = None
+    Path(args.out).write_bytes(case_report(predictor, result, image, heat, slice_index=shown, label=args.label,
+                                           atrophy=atrophy))
+    print(f"{result.label}: report written to {args.out}" + ("" if shown is None else f" (it shows slice {shown})"))
     return 0
 
 
@@ -157,14 +188,15 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     else:
         out.write_bytes(encode_png(heat))
     pred = predictor.predict(img)
-    print(f"{args.file}: {pred.label} ({pred.confidence:.1%}); {args.method} heatmap written to {out}")
+    method = args.method or (predictor.card.cam or {}).get("method", "gradcam")
+    print(f"{args.file}: {pred.label} ({pred.confidence:.1%}); {method} heatmap written to {out}")
     return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.robustness:
         return _robustness(args)
-    from mrivision.bench.latency.latency import run_bench
+    from mrivision.bench.cli import run_bench
 
     return run_bench(args)
 
@@ -194,38 +226,29 @@ def _robustness(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from mrivision.model.card import list_shipped, read_card, resolve
-    from mrivision.errors import ModelLoadError
-    from mrivision.inference.engine_file import engine_path, load_engine
-    from mrivision.model.spec import ModelSpec
+    from mrivision.inference.export import export_engine_files
 
     failed = 0
-    for name in args.models or list_shipped():
-        try:
-            weights, card_path = resolve(name)
-            card = read_card(card_path)
-            if not args.force and load_engine(weights, card, ModelSpec.from_dict(card["spec"])) is not None:
-                print(f"{engine_path(weights)}: up to date")
-                continue
-            if not card.get("weights_sha256"):
-                raise ModelLoadError(f"{card_path} records no weights_sha256: an engine file could never be matched to it")
-            from mrivision.inference.in_memory import export_engine
-            from mrivision.model.weights import load_weights
-
-            model, card = load_weights(weights)
-            print(f"{export_engine(model, weights, card['weights_sha256'])}: written")
-        except (ModelLoadError, KeyError, ValueError, TypeError, OSError) as exc:
-            print(f"{name}: no engine file written: {exc}", file=sys.stderr)
+    for r in export_engine_files(args.models, force=args.force):
+        if r.ok:
+            print(f"{r.path}: {r.status}")
+        else:
+            print(f"{r.name}: no engine file written: {r.status}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    from mrivision.model.card import default_shipped
     from mrivision.model.zoo import get_spec, list_specs
     from mrivision.inference.predictor import list_models
 
     shipped = list_models()
-    print("shipped (weights/):", ", ".join(shipped) or "none")
+    default = default_shipped()
+    print("shipped models (weights/; * marks the default, used when --model is not given):" if shipped
+          else "shipped models (weights/): none")
+    for name in shipped:
+        print(f"  {'*' if name == default else ' '} {name}")
     print("registered specs:")
     for name in list_specs():
         spec = get_spec(name)
@@ -238,11 +261,17 @@ def build_parser() -> argparse.ArgumentParser:
                                      "slices (research demo, not a diagnostic device).")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a model from a YAML config")
+    p = sub.add_parser("train", help="train a model from a YAML config", epilog=DISTRIBUTED_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="configs/NAME.yaml")
-    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint (also after any "
+                   "process of a distributed run died)")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="the global batch (split evenly over the "
+                   "processes of a distributed run; default: the config's)")
     p.add_argument("--data", help="training data (class folders, .parquet or .csv)")
+    p.add_argument("--stream", action="store_true", default=None, help="read --data (a .parquet file or a folder "
+                   "of .parquet shards with a group column) a row group at a time instead of into memory")
     p.add_argument("--test-data", dest="test_data", help="held-out test data evaluated into the card")
     p.add_argument("--out-dir", dest="out_dir", help="where weights and card go (default weights/)")
     p.add_argument("--run-dir", dest="run_dir", help="checkpoints and curves (default runs/)")
@@ -251,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-names", help="comma-separated class names of integer labels 0,1,2,... in order")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("cv", help="subject-level K-fold cross-validation of a config (the selection signal)")
+    p = sub.add_parser("cv", help="subject-level K-fold cross-validation of a config (the selection signal)",
+                       epilog=DISTRIBUTED_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="configs/NAME.yaml")
     p.add_argument("--folds", type=int, help="number of folds (default: the config's, 5)")
     p.add_argument("--resume", action="store_true", help="keep finished folds, continue the running one")
@@ -261,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", dest="out_dir", help="where weights and card go (default weights/)")
     p.add_argument("--run-dir", dest="run_dir", help="folds, checkpoints and out-of-fold predictions (default runs/)")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="the global batch (split evenly over the "
+                   "processes of a distributed run; default: the config's)")
     p.add_argument("--limit", type=int, help="use only N training images (smoke test)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--label-names", help="comma-separated class names of integer labels 0,1,2,... in order")
@@ -276,9 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     default_model = os.environ.get("MRIVISION_MODEL", "default")
+    model_help = ("a shipped model's name (`mrivision models` lists them), or a .safetensors path; default: "
+                  "$MRIVISION_MODEL, else the shipped default")
     p = sub.add_parser("predict", help="predict the stage of image files")
     p.add_argument("files", nargs="+")
-    p.add_argument("--model", default=default_model)
+    p.add_argument("--model", default=default_model, help=model_help)
     p.add_argument("--slice", type=int, help="predict this one slice of a 3-D volume (default: the whole scan)")
     p.add_argument("--series", action="store_true", help="the files are the slices of one scan (a DICOM series)")
     p.set_defaults(func=_cmd_predict)
@@ -286,14 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write a printable PDF case report for a slice or a scan")
     p.add_argument("files", nargs="+", help="a slice, a volume, a .zip, or the files of one DICOM series")
     p.add_argument("--out", required=True, help="the PDF to write")
-    p.add_argument("--model", default=default_model)
+    p.add_argument("--model", default=default_model, help=model_help)
     p.add_argument("--slice", type=int, help="report this one slice of a 3-D volume")
+    p.add_argument("--label", help="a case label printed on the report (free text you choose; never read from "
+                                   "the file)")
+    p.add_argument("--heatmap", action="store_true", help="add the Grad-CAM heatmap beside the slice, as the app's "
+                   "report has (loads PyTorch: a few seconds more)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("explain", help="write a CAM heatmap for an image")
     p.add_argument("file")
-    p.add_argument("--model", default=default_model)
-    p.add_argument("--method", default="gradcam")
+    p.add_argument("--model", default=default_model, help=model_help)
+    p.add_argument("--method", help="CAM method (default: the one the model's card chose, else gradcam)")
     p.add_argument("--target", help="class to explain (default: predicted)")
     p.add_argument("--out", default="heatmap.png")
     p.add_argument("--overlay", action="store_true", help="write the heatmap blended over the slice")
@@ -306,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--robustness", action="store_true",
                    help="accuracy and OOD rate under re-framings and intensity shifts, external cohort, non-brain probes")
-    p.add_argument("--scan", action="store_true", help="time a 30-slice scan prediction and the PDF case report")
+    p.add_argument("--scan", action="store_true", help="time whole-scan prediction (MNI placement included) on the template as a 1 mm 189-slice "
+                   "and a 3 mm 44-slice scan, and the PDF case report")
     p.add_argument("--data", default="../shared/data/alzheimer-4class/test", help="--robustness: labelled slices")
     p.add_argument("--external", default="../shared/data/oasis2-external-val/manifest.csv",
                    help="--robustness: the external cohort's manifest")

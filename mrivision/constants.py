@@ -2,16 +2,29 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 CLASS_NAMES: tuple[str, ...] = ("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented")
 BINARY_CLASS_NAMES: tuple[str, ...] = ("NonDemented", "Demented")
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # shipped `NAME.safetensors` + `NAME.json`
+
+
+def shipped_dir(name: str) -> Path:
+    """A folder that ships with the models ("weights", "examples"): the checkout's top-level one, or
+    in an installed wheel the package data it became (`mrivision/shipped/<name>`, see pyproject.toml)."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / name).is_dir():
+        return root / name
+    return Path(str(resources.files("mrivision").joinpath("shipped", name)))
+
+
+WEIGHTS_DIR = shipped_dir("weights")  # shipped `NAME.safetensors` + `NAME.json` (+ `NAME.predictions.csv`)
+EXAMPLES_DIR = shipped_dir("examples")  # example slices and their ATTRIBUTION.md
 WEIGHTS_ENV = "MRIVISION_WEIGHTS_DIR"  # another weights folder, for the CLI and the app alike
 
 
 def weights_dir() -> Path:
-    """Where models are looked up by name: $MRIVISION_WEIGHTS_DIR if set, else the checkout's `weights/`."""
+    """Where models are looked up by name: $MRIVISION_WEIGHTS_DIR if set, else the shipped `weights/`."""
     env = os.environ.get(WEIGHTS_ENV, "").strip()
     return Path(env).expanduser() if env else WEIGHTS_DIR
 

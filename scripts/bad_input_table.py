@@ -1,8 +1,8 @@
-"""Print the README table "What happens with bad input": each case in tests/test_io.py's
+"""Print the table "What happens with bad input" (docs/bad_input.md): each case in tests/test_io.py's
 BAD_INPUT_CASES run through `mrivision.load_image`, with the message the user sees.
 
     python scripts/bad_input_table.py            # print the table
-    python scripts/bad_input_table.py --readme   # also replace it in README.md between the markers
+    python scripts/bad_input_table.py --readme   # also replace it in docs/bad_input.md between the markers
 
 The markers are ``<!-- bad-input:begin -->`` and ``<!-- bad-input:end -->``; without them the
 README is left alone. Nothing here is hand-typed: the inputs are the test suite's own.
@@ -60,12 +60,12 @@ def replace_in_readme(text: str, readme: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--readme", action="store_true", help="replace the table between the markers in README.md")
+    ap.add_argument("--readme", action="store_true", help="replace the table between the markers in docs/bad_input.md")
     args = ap.parse_args(argv)
     text = table()
     print(text)
     if args.readme:
-        readme = ROOT / "README.md"
+        readme = ROOT / "docs" / "bad_input.md"
         if replace_in_readme(text, readme):
             print(f"\nupdated {readme}", file=sys.stderr)
         else:

@@ -25,7 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mrivision.bench.latency import UNTRAINED, brain_slice, cpu_count, cpu_name, peak_rss_mb, reset_peak_rss  # noqa: E402
+from mrivision.bench.latency import UNTRAINED, brain_slice  # noqa: E402
+from mrivision.bench.system import cpu_count, cpu_name, peak_rss_mb, reset_peak_rss  # noqa: E402
 from mrivision.model.card import default_shipped, list_shipped  # noqa: E402
 from mrivision.inference.in_memory import optimize_for_inference  # noqa: E402
 
@@ -40,7 +41,7 @@ def load_at_size(source: str, size: int):
     model, card = load_weights(source)
     resized = create_model(model.spec, pretrained=False, input_size=(size, size))
     resized.load_state_dict(model.state_dict())
-    return resized.eval(), card.get("name", source)
+    return resized.eval(), card.name
 
 
 def measure(fn, model, size: int, batch: int, runs: int, path: str, backend: str) -> dict:

@@ -26,7 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from mrivision.inputs.datasets import load_dataset, read_sample  # noqa: E402
 from mrivision.model.zoo import create_model, get_spec  # noqa: E402
-from mrivision.training.train import FeatureSource, TrainConfig, make_optimizer, train_step  # noqa: E402
+from mrivision.training.config import TrainConfig  # noqa: E402
+from mrivision.training.features import FeatureSource  # noqa: E402
+from mrivision.training.loop import make_optimizer, train_step  # noqa: E402
 
 N_TRAIN = 4378  # slices in the training part of the pseudo-scan split of train/ (epoch times exclude validation)
 

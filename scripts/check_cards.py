@@ -30,7 +30,7 @@ def main() -> int:
     print("| model | level | metric | card | fresh | ok |\n|---|---|---|---|---|---|")
     for name in args.models.split(",") if args.models else list_models():
         predictor = Predictor.load(name)
-        metrics = predictor.card.get("metrics", {})
+        metrics = predictor.card.metrics
         if "test" not in metrics or "path" not in metrics.get("test_data", {}):
             print(f"| {name} | – | – | no test metrics in the card | – | – |")
             continue

@@ -4,8 +4,8 @@
     python scripts/ensemble_check.py [--config configs/neurostagenet.yaml] [--models a,b,c] [--test DIR]
 
 Rebuilds the validation split of the config (pseudo-scan groups carved from train/, as training
-does), runs every shipped four-stage model on it and prints accuracy, balanced accuracy and
-macro-F1 for each model and for the average of the probabilities of every subset, next to the
+does), runs every shipped four-stage model on it and prints slice accuracy, balanced accuracy and
+macro-F1 (`evaluation.metrics.evaluate_predictions`) for each model and for the average of the probabilities of every subset, next to the
 majority-class rate. `--test DIR` adds the same columns on test data, for the record only.
 Models trained on another split are skipped. The same validation slices also chose each model's
 epoch and temperature, so the scores flatter every row a little; they serve a relative choice.
@@ -15,27 +15,25 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, f1_score
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mrivision.constants import CLASS_NAMES  # noqa: E402
+from mrivision.evaluation.metrics import evaluate_predictions  # noqa: E402
 from mrivision.inputs.datasets import load_dataset, read_sample  # noqa: E402
 from mrivision.inference.predictor import Predictor, list_models  # noqa: E402
-from mrivision.training.train import TrainConfig, prepare_data  # noqa: E402
+from mrivision.training.config import TrainConfig  # noqa: E402
+from mrivision.training.splits import prepare_data  # noqa: E402
 
 
 def scores(y: np.ndarray, probs: np.ndarray) -> str:
-    pred = probs.argmax(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return (f"{(pred == y).mean():.3f} | {balanced_accuracy_score(y, pred):.3f} | "
-                f"{f1_score(y, pred, average='macro', labels=np.unique(y)):.3f}")
+    """Slice accuracy, balanced accuracy and macro-F1 of the evaluation protocol."""
+    s = evaluate_predictions(y, probs, CLASS_NAMES, n_boot=0)["slice"]
+    return f"{s['accuracy']:.3f} | {s['balanced_accuracy']:.3f} | {s['macro_f1']:.3f}"
 
 
 def main() -> int:
@@ -56,7 +54,7 @@ def main() -> int:
     same_split = ("data", "val_fraction", "group_threshold", "seed", "random_split", "limit")
     for name in names:
         predictor = Predictor.load(name)
-        trained = predictor.card.get("training", {}).get("config", {})
+        trained = predictor.card.training.config if predictor.card.training else {}
         if predictor.class_names != CLASS_NAMES or trained.get("random_split"):
             continue  # binary models and the leaky random-split model are not comparable here
         if any(trained.get(k) != getattr(cfg, k) for k in same_split):

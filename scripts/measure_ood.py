@@ -27,8 +27,7 @@ from mrivision.inputs.datasets import load_dataset, read_sample
 from mrivision.errors import ImageLoadError, ModelLoadError
 from mrivision.inference.ood import fit_ood
 from mrivision.evaluation.ood_probes import measure
-from mrivision.model.card import read_card, resolve, write_json_atomic
-from mrivision.model.spec import ModelSpec
+from mrivision.model.card import ModelCard, resolve, thaw
 from mrivision.inputs.transforms import frame
 
 
@@ -64,38 +63,35 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         _, card_path = resolve(args.model)
-        card = read_card(card_path)
+        card = ModelCard.read(card_path)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    class_names = card.get("class_names") or card.get("spec", {}).get("class_names")
+    spec = card.spec
+    ood = thaw(card.ood) if card.ood else None
     if args.refit_train:
         started = time.time()
-        spec = ModelSpec.from_dict(card["spec"])
-        slices = read_slices(args.refit_train, class_names)
+        slices = read_slices(args.refit_train, card.class_names)
         if spec.framing == "canonical":
             slices = [frame(im, spec)[0] for im in slices]
-        card["ood"] = fit_ood(slices, framing=spec.framing)
-        card["ood"]["fitted_on"] = str(args.refit_train)
-        print(f"refitted the detector on {card['ood']['n_fit']} slices from {args.refit_train} "
+        ood = {**fit_ood(slices, framing=spec.framing), "fitted_on": str(args.refit_train)}
+        print(f"refitted the detector on {ood['n_fit']} slices from {args.refit_train} "
               f"in {time.time() - started:.0f} s")
-    ood = card.get("ood")
     if not ood:
         print(f"error: {card_path.name} has no detector (card['ood']); use --refit-train DIR", file=sys.stderr)
         return 2
-    data = args.data or (card.get("metrics", {}).get("test_data") or {}).get("path")
+    data = args.data or (card.metrics_for("test_data") or {}).get("path")
     if not data or not Path(data).exists():
         print("error: no test data: pass --data TEST_DIR", file=sys.stderr)
         return 2
     started = time.time()
-    measured = measure(ood, read_slices(data, class_names), n=args.n, seed=args.seed,
-                       spec=ModelSpec.from_dict(card["spec"]))
+    measured = measure(ood, read_slices(data, card.class_names), n=args.n, seed=args.seed, spec=spec)
     measured["data"] = str(data)
     ood["measured"] = measured
-    print(f"{card.get('name', card_path.stem)}: out-of-distribution detector ({time.time() - started:.0f} s)\n")
+    print(f"{card.name}: out-of-distribution detector ({time.time() - started:.0f} s)\n")
     print(table(measured, float(ood["threshold"])))
     if args.write_card:
-        write_json_atomic(card_path, card)
+        card.replace(ood=ood).write(card_path)
         print(f"\nwrote card['ood'] to {card_path}")
     else:
         print("\n(not written; add --write-card to store it in the card)")

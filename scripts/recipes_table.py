@@ -1,4 +1,4 @@
-"""Print the README's table of cross-validated recipes from their cards (shipped or not).
+"""Print the table (docs/recipes.md) of cross-validated recipes from their cards (shipped or not).
 
     python scripts/recipes_table.py runs/weights/*.json weights/NAME.json runs/NAME/cv/metrics.json ...
 
@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from mrivision.evaluation.metrics import binary_auc_with_ci, value_with_ci
+from mrivision.evaluation.tables import binary_auc_with_ci, value_with_ci
+from mrivision.model.card import ModelCard
 
 
 def _v(metrics: dict | None, level: str, key: str) -> str:
@@ -27,16 +28,18 @@ def main(paths: list[str]) -> int:
           "| external bal. acc. | external impaired AUC | test/ slice acc. | test/ macro-F1 | CV wall time |")
     print("|---" * 10 + "|")
     for path in paths:
-        card = json.loads(Path(path).read_text())
-        if "per_fold" in card:  # a CV run's metrics.json (runs/NAME/cv/): a recipe that was not shipped
-            card = {"name": Path(path).parent.parent.name, "metrics": {"cv": card}}
-        m = card.get("metrics") or {}
+        raw = json.loads(Path(path).read_text())
+        if "per_fold" in raw:  # a CV run's metrics.json (runs/NAME/cv/): a recipe that was not shipped
+            name, m = Path(path).parent.parent.name, {"cv": raw}
+        else:
+            card = ModelCard.from_dict(raw)
+            name, m = card.name, card.metrics
         cv = m.get("cv")
         if not cv:
             continue
         minutes = (cv.get("seconds") or 0) / 60
         cost = f"{minutes:.0f} min" if any(f.get("seconds") for f in cv.get("per_fold", [])) else "see text"
-        print(f"| `{card['name']}` | {_v(cv, 'scan', 'balanced_accuracy')} "
+        print(f"| `{name}` | {_v(cv, 'scan', 'balanced_accuracy')} "
               f"| {_v(cv, 'scan', 'balanced_accuracy_excl_last')} | {_auc(cv)} | {_v(cv, 'scan', 'quadratic_kappa')} "
               f"| {_v(m.get('external'), 'scan', 'balanced_accuracy')} | {_auc(m.get('external'))} "
               f"| {_v(m.get('test'), 'slice', 'accuracy')} | {_v(m.get('test'), 'slice', 'macro_f1')} | {cost} |")

@@ -12,14 +12,14 @@ import sys
 import numpy as np
 import pandas as pd
 
-from mrivision.model.card import list_shipped, read_card, resolve
+from mrivision.model.card import ModelCard, list_shipped, resolve
 from mrivision.constants import CLASS_NAMES
 from mrivision.evaluation.metrics import evaluate_predictions
 from mrivision.inference.scan import AGGREGATIONS
 
 
 def main(argv: list[str]) -> int:
-    names = argv or [n for n in list_shipped() if read_card(resolve(n)[1]).get("class_names") == list(CLASS_NAMES)]
+    names = argv or [n for n in list_shipped() if ModelCard.read(resolve(n)[1]).class_names == CLASS_NAMES]
     print("| model | " + " | ".join(f"{a} acc. / bal. acc." for a in AGGREGATIONS) + " |")
     print("|---|" + "---|" * len(AGGREGATIONS))
     for name in names:

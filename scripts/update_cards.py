@@ -12,13 +12,12 @@ Faithfulness uses a fixed, class-stratified sample of test slices; only the card
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
 
-from mrivision.bench.latency import bench_in_subprocess, format_table
-from mrivision.model.card import resolve, write_json_atomic
+from mrivision.bench.cli import bench_in_subprocess, format_table
+from mrivision.model.card import ModelCard, resolve
 from mrivision.evaluation.run import evaluate_model
 from mrivision.inputs.datasets import load_dataset, read_sample
 from mrivision.evaluation.faithfulness import measure_faithfulness, plain_sentence
@@ -50,14 +49,14 @@ def main() -> int:
     benched = []
     for name in args.models.split(",") if args.models else list_models():
         _, card_path = resolve(name)
-        card = json.loads(card_path.read_text())
+        card = ModelCard.read(card_path)
         if not args.skip_faithfulness:
             predictor = Predictor.load(name)
             images = sample_slices(args.test, predictor.class_names, args.n)
             result = measure_faithfulness(predictor, images, METHODS)
             result["sentence"] = plain_sentence(result, "gradcam")
             result["data"] = f"{len(images)} test slices, class-stratified, seed 0"
-            card["faithfulness"] = result
+            card = card.replace(faithfulness=result)
             print(name, result["sentence"], flush=True)
         if not args.skip_bench:
             result = bench_in_subprocess(name, args.runs, untrained=False)  # as `mrivision bench` does
@@ -65,12 +64,13 @@ def main() -> int:
             if "error" in result:
                 print(name, "bench failed:", result["error"], flush=True)
             else:
-                card["bench"] = result
+                card = card.replace(bench=result)
         if args.external:
             result = evaluate_model(Predictor.load(name), args.external)
-            card.setdefault("metrics", {}).update(external=result, external_data={"path": args.external, **result["data"]})
+            card = card.replace(metrics={**card.metrics, "external": result,
+                                         "external_data": {"path": args.external, **result["data"]}})
             print(name, f"external balanced accuracy {result['scan']['balanced_accuracy']:.3f}", flush=True)
-        write_json_atomic(card_path, card)
+        card.write(card_path)
     if benched:
         print(format_table(benched))
     return 0

@@ -185,9 +185,9 @@ def test_predict_example_button(weights):
 
 
 def test_predict_without_examples_folder(weights, tmp_path, monkeypatch):
-    import ui.common
+    import ui.sources
 
-    monkeypatch.setattr(ui.common, "EXAMPLES_DIR", tmp_path / "absent")
+    monkeypatch.setattr(ui.sources, "EXAMPLES_DIR", tmp_path / "absent")
     at = open_page()
     assert_ok(at)
     assert not [b for b in at.button if b.key and b.key.startswith("example_")]
@@ -248,8 +248,10 @@ def test_compare_uses_card_numbers(weights, card):
     table = at.dataframe[0].value
     assert list(table["model"]) == ["tiny"]
     assert table.loc[0, "predicted stage"] in CLASS_NAMES
-    assert table.loc[0, "test accuracy"] == pytest.approx(card["metrics"]["test"]["slice"]["accuracy"])
-    assert table.loc[0, "test macro-F1"] == pytest.approx(card["metrics"]["test"]["slice"]["macro_f1"])
+    # one number per model, the new-patient figure; the tiny model was not cross-validated
+    assert list(table.columns) == ["model", "predicted stage", "confidence", "expected stage",
+                                   "new-patient balanced accuracy", "warnings"]
+    assert table.loc[0, "new-patient balanced accuracy"] == "not measured"
     assert "Only one model" in texts(at)
 
 
@@ -257,7 +259,7 @@ def test_compare_two_models_agreement(tmp_path, tiny_model, monkeypatch):
     for name in ("tiny", "tiny2"):
         (tmp_path / f"{name}.safetensors").write_bytes(tiny_model.read_bytes())
         card = json.loads(tiny_model.with_suffix(".json").read_text())
-        card["name"] = name
+        card["spec"]["name"] = name  # card_version 3: the name lives in the spec
         (tmp_path / f"{name}.json").write_text(json.dumps(card))
     monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tmp_path))
     at = open_page("app_pages/compare.py")
@@ -265,7 +267,7 @@ def test_compare_two_models_agreement(tmp_path, tiny_model, monkeypatch):
     at.run()
     assert_ok(at)
     assert list(at.dataframe[0].value["model"]) == ["tiny", "tiny2"]
-    assert any("all 2 models predict" in s.value for s in at.success)
+    assert any("all 2 models predict" in s.value for s in at.info) and not at.success  # neutral, shared data
     assert len(at.image) == 2
 
 
@@ -328,38 +330,44 @@ def test_about_shows_model_card(weights):
 
 
 # ----------------------------------------------------------------------------- helpers in ui/
-def test_default_model_choice():
-    from ui.common import ModelEntry, default_model
+def test_default_model_choice(tiny_model):
+    import dataclasses
+
+    from mrivision.model.card import ModelCard
+    from ui.catalogue import ModelEntry, default_model
+
+    base = ModelCard.read(tiny_model.with_suffix(".json"))
 
     def entry(key, card):
         return ModelEntry(key, Path(f"/x/{key}.safetensors"), card, 0)
 
-    def scored(cv: float, test: float = 0.5, auc: float = 0.7, **extra) -> dict:
-        return {"class_names": list(CLASS_NAMES), **extra, "metrics": {
-            "cv": {"scan": {"balanced_accuracy_excl_last": cv}, "binary_auc": {"scan": auc}},
-            "test": {"slice": {"macro_f1": test}}}}
+    def scored(cv: float, test: float = 0.5, auc: float = 0.7) -> ModelCard:
+        return base.replace(metrics={"cv": {"scan": {"balanced_accuracy_excl_last": cv}, "binary_auc": {"scan": auc}},
+                                     "test": {"slice": {"macro_f1": test}}})
 
-    a = entry("a", {"class_names": list(CLASS_NAMES)})
+    a = entry("a", base.replace(metrics={}))
     b, c = entry("b", scored(0.4, test=0.9)), entry("c", scored(0.45, test=0.1))
     assert default_model([]) is None
     assert default_model([a]) is a
     assert default_model([a, b, c]) is c  # chosen on subject-level CV, never on the test split
     tie = entry("t", scored(0.45, auc=0.8))
     assert default_model([c, tie]) is tie  # tie-break: impaired-vs-NonDemented AUC
-    lesson = entry("l", scored(0.99, training={"split": "random slices (leaky)"}))
+    leaky = dataclasses.replace(base.training, split="random slices (leaky)")
+    lesson = entry("l", scored(0.99).replace(training=leaky))
     assert default_model([b, lesson]) is b  # the leakage lesson is never a clinical choice
-    binary = entry("e", {**scored(0.9), "class_names": ["NonDemented", "Demented"]})
+    two = dataclasses.replace(base.spec, class_names=("NonDemented", "Demented"))
+    binary = entry("e", scored(0.9).replace(spec=two))
     assert default_model([binary, b]) is b  # a two-class model does not stage
-    d = entry("d", {"default": True, **scored(0.1)})
+    d = entry("d", scored(0.1).replace(default=True))
     assert default_model([a, b, c, d]) is d
 
 
 def test_agreement_lines():
-    from ui.common import agreement
+    from ui.agreement import agreement
 
     four = CLASS_NAMES
     assert agreement([("MildDemented", four), ("MildDemented", four)]) == [
-        ("success", "Four-stage models: all 2 models predict MildDemented.")]
+        ("info", "Four-stage models: all 2 models predict MildDemented.")]  # neutral: the models share data
     lines = agreement([("MildDemented", four), ("NonDemented", four), ("Demented", ("NonDemented", "Demented"))])
     assert lines[0][0] == "warning" and "MildDemented: 1" in lines[0][1]
     assert lines[1] == ("info", "Models with classes NonDemented / Demented: one model, predicting Demented.")
@@ -367,32 +375,116 @@ def test_agreement_lines():
 
 
 def test_escape_and_latency():
-    from ui.common import bench_latency_ms, esc, safe_stem
+    from ui.catalogue import bench_latency_ms
+    from ui.text import esc, safe_stem
 
     assert esc("a_b*[c](d)") == "a\\_b\\*\\[c\\]\\(d\\)"
     assert safe_stem("../../etc/passwd") == "image"
     assert safe_stem("scan 01.nii.gz") == "scan_01"
-    assert bench_latency_ms({"bench": {"predict_ms_p50": 2.5, "naive_ms_p50": 9}}) == 2.5
-    assert bench_latency_ms({"bench": {"latency_ms": 3}}) == 3.0
-    assert bench_latency_ms({"bench": {"cpu": {"latency_s": 0.01}}}) == pytest.approx(10.0)
-    assert bench_latency_ms({}) is None
+    assert bench_latency_ms({"predict_ms_p50": 2.5, "naive_ms_p50": 9}) == 2.5
+    assert bench_latency_ms({"latency_ms": 3}) == 3.0
+    assert bench_latency_ms({"cpu": {"latency_s": 0.01}}) == pytest.approx(10.0)
+    assert bench_latency_ms(None) is None
 
 
 def test_with_an_engine_file_torch_loads_only_once_the_app_is_idle(tiny_model, tmp_path, monkeypatch):
     import time
 
-    from ui import common
+    from ui import loading
 
-    monkeypatch.setattr(common, "IDLE_BEFORE_WARM_S", 0.5)
-    with common.script_run():
-        predictor = common._load_in_background(str(engine_copy(tiny_model, tmp_path)))
+    monkeypatch.setattr(loading, "IDLE_BEFORE_WARM_S", 0.5)
+    with loading.script_run():
+        predictor = loading._load_in_background(str(engine_copy(tiny_model, tmp_path)))
         assert predictor.engine is not None
         time.sleep(1.0)  # a long script run: the heatmap machinery waits for it to end
     for _ in range(8):  # short script runs keep coming (a user uploading): it still waits
-        with common.script_run():
+        with loading.script_run():
             time.sleep(0.2)
         assert not predictor.model_loaded
     deadline = time.monotonic() + 60
     while not predictor.model_loaded and time.monotonic() < deadline:
         time.sleep(0.1)
     assert predictor.model_loaded  # idle: loaded in the background, ready for the first heatmap
+
+
+# ----------------------------------------------------------------------------- issue 23: what a user reads
+def jpeg_bytes(label: int = 1, seed: int = 0) -> bytes:
+    img = make_slice(label, np.random.default_rng(seed))
+    return cv2.imencode(".jpg", np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8))[1].tobytes()
+
+
+def open_scan_page(files: list[tuple[str, bytes, str]]) -> AppTest:
+    at = open_page("app_pages/scan.py")
+    at.file_uploader(key="scan_uploads").set_value(files)
+    at.run()
+    assert_ok(at)
+    return at
+
+
+def test_scan_page_one_picture_gives_a_stage(weights):
+    at = open_scan_page([("one.jpg", jpeg_bytes(), "image/jpeg")])
+    assert {m.label: m.value for m in at.metric}["Stage for the scan"] in CLASS_NAMES
+    assert "one.jpg is a single slice" in texts(at).replace("\\", "")
+
+
+def test_scan_page_names_the_file_it_cannot_read(weights):
+    at = open_scan_page([("notes.png", b"not a picture at all", "image/png")])
+    assert "notes.png could not be read" in at.error[0].value.replace("\\", "")
+    at = open_scan_page([("good.jpg", jpeg_bytes(), "image/jpeg"), ("empty.jpg", b"", "image/jpeg")])
+    assert "empty.jpg could not be read" in at.error[0].value.replace("\\", "")
+
+
+def test_scan_page_strip_spreads_over_the_used_band(weights):
+    rng = np.random.default_rng(4)
+    vol = np.stack([make_slice(1, rng) for _ in range(14)], axis=-1)
+    data = nib.Nifti1Image(vol.astype(np.float32), np.eye(4)).to_bytes()
+    at = open_scan_page([("scan.nii", data, "application/octet-stream")])
+    strip = [c for img in at.image for c in img.captions if c.startswith("slice ")]
+    used = [int(c.split()[1]) for c in strip]
+    assert len(used) == 6 and used == sorted(used) and used[-1] - used[0] >= 10  # spread, not the first six
+    assert all(c.split(" · ")[1] in ("Non-demented", "Very mild", "Mild", "Moderate") for c in strip)
+    assert at.text_input(key="case_label") is not None and at.download_button
+
+
+def test_predict_table_slice_is_a_dash_for_pictures(weights):
+    at = open_page()
+    at.file_uploader(key="predict_uploads").set_value([("a.png", png_bytes(0, 1), "image/png"),
+                                                       ("b.png", png_bytes(3, 2), "image/png")])
+    at.run()
+    assert_ok(at)
+    assert list(at.dataframe[0].value["slice"]) == ["-", "-"]
+
+
+def test_picker_labels_every_model_with_one_number(weights):
+    at = open_page()
+    picker = at.sidebar.selectbox(key="model")
+    assert picker.options == ["tiny · not measured"]  # the tiny model was not cross-validated
+    assert "Whole scan" in picker.help
+
+
+def test_metrics_reads_as_text_for_an_ensemble(tmp_path, tiny_model, monkeypatch):
+    """A CV ensemble shows its folds; faithfulness is a sentence and a table; no empty default column."""
+    (tmp_path / "tiny.safetensors").write_bytes(tiny_model.read_bytes())
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    card["training"].update(ensemble_of="2 fold models", history=None, per_fold=[
+        {"fold": k, "best_epoch": 2, "epochs_run": 5, "temperature": 1.2, "n_train": 30, "n_inner_val": 6,
+         "n_held_out": 8, "subjects_held_out": 3} for k in range(2)])
+    card["faithfulness"] = {"data": "8 test slices", "sentence": "Removing the hottest 20% lowers confidence.",
+                            "gradcam": {"road_morf": {"10": 0.2, "20": 0.3}, "top20_drop": 0.25}}
+    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tmp_path))
+    at = open_page("app_pages/metrics.py")
+    assert_ok(at)
+    t = texts(at)
+    assert "ensemble of 2 fold models" in t and "no training history" not in t
+    assert "Removing the hottest 20% lowers confidence" in t.replace("\\", "")
+    assert not at.json, "a raw dict is shown"
+    tables = [d.value for d in at.dataframe]
+    folds = next(v for v in tables if "fold" in v.columns)
+    assert list(folds["epochs run"]) == [5, 5]
+    faith = next(v for v in tables if "method" in v.columns)
+    assert faith.loc[0, "method"] == "Grad-CAM" and faith.iloc[0, 2] == pytest.approx(0.25)
+    all_models = tables[-1]
+    assert list(all_models["default"]) == ["yes"]
+    assert "training time" not in set(next(v for v in tables if "field" in v.columns and
+                                           "models" in set(v["field"]))["field"])

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from mrivision.bench import cli as bench_cli
 from mrivision.bench import latency as bench
 from mrivision.cli import main
 from mrivision.inference.predictor import load_model
@@ -43,7 +44,7 @@ def test_bench_json(bench_json):
 
 def test_bench_table(bench_json, tiny_model, monkeypatch, capsys):
     (r,) = json.loads(bench_json[1])["models"]
-    monkeypatch.setattr(bench, "bench_in_subprocess", lambda source, runs, untrained: r)  # no second slow run
+    monkeypatch.setattr(bench_cli, "bench_in_subprocess", lambda source, runs, untrained: r)  # no second slow run
     assert main(["bench", "--models", str(tiny_model), "--runs", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["model", "weights"] and "p50 ms" in lines[0] and "speedup" in lines[0]
@@ -65,15 +66,15 @@ def test_unknown_model_is_an_error(capsys):
 
 def test_spec_name_benches_untrained_architecture(monkeypatch):
     monkeypatch.setattr("mrivision.model.card.list_shipped", lambda *a, **k: [])
-    assert bench.classify("altzcnn") == bench.UNTRAINED
+    assert bench_cli.classify("altzcnn") == bench.UNTRAINED
     seen = {}
 
     def fake_bench_model(predictor, runs, **kw):  # the measurements themselves are tested on the tiny model
         seen.update(spec=predictor.spec.name, runs=runs, **kw)
         return {"name": predictor.name}
 
-    monkeypatch.setattr(bench, "bench_model", fake_bench_model)
-    r = bench._worker("altzcnn", 2, untrained=True)
+    monkeypatch.setattr(bench_cli, "bench_model", fake_bench_model)
+    r = bench_cli._worker("altzcnn", 2, untrained=True)
     assert r["status"] == "untrained (architecture only)" and r["name"] == "altzcnn"
     assert seen["spec"] == "altzcnn" and seen["runs"] == 2 and seen["load_s"] > 0
 
@@ -89,3 +90,19 @@ def test_brain_slice_is_plausible():
     assert img.shape == (208, 176) and img.dtype.name == "float32"
     assert 0.0 <= img.min() and img.max() <= 1.0
     assert img[0, 0] == 0.0 and img[104, 30] > 0.3  # black background, tissue inside
+
+
+def test_robustness_scores_through_the_evaluation_protocol(tiny_model):
+    import numpy as np
+    from synthetic import make_slice
+
+    from mrivision.evaluation.robustness import robustness
+
+    rng = np.random.default_rng(5)
+    labels = [0, 1, 2, 3] * 3
+    images = [make_slice(y, rng) for y in labels]
+    predictor = load_model(tiny_model)
+    r = robustness(predictor, images, labels, probes_per_family=2)
+    by_hand = np.mean(predictor.predict_proba(images).argmax(1) == np.array(labels))
+    assert r["n"] == 12 and abs(r["perturbations"]["original"]["accuracy"] - by_hand) < 1e-9
+    assert all(0.0 <= row["accuracy"] <= 1.0 for row in r["perturbations"].values())

@@ -151,7 +151,7 @@ def test_heatmap_lines_up_with_the_slice(shape: tuple[int, int]) -> None:
     rng = np.random.default_rng(8)
     img = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), sigmaX=4)  # smooth: resizing is lossless-ish
     img = 0.1 + 0.9 * (img - img.min()) / (img.max() - img.min())
-    heat = explain(intensity_cam_model(), img, method="gradcam", target=0)
+    heat = explain(intensity_cam_model(), img, method="gradcam", target=0, brain_only=False)  # noise: no brain
     check_heatmap(heat, shape)
     expected = (img - img.min()) / (img.max() - img.min())
     tol = 1e-5 if shape == (48, 40) else 0.06
@@ -177,7 +177,9 @@ def test_overlay() -> None:
     np.testing.assert_allclose(overlay(img, heat, alpha=0.0), np.repeat(img[..., None], 3, axis=2), atol=1e-6)
     hot = overlay(img, heat, alpha=1.0)  # jet: 1 -> dark red, 0 -> dark blue
     assert hot[15, 15, 0] > 0.4 and hot[15, 15, 2] < 0.1
-    assert hot[0, 0, 2] > 0.4 and hot[0, 0, 0] < 0.1
+    np.testing.assert_allclose(hot[0, 0], img[0, 0])  # outside the brain: the slice, no colour
+    everywhere = overlay(img, heat, alpha=1.0, brain_only=False)
+    assert everywhere[0, 0, 2] > 0.4 and everywhere[0, 0, 0] < 0.1
     with pytest.raises(ValueError):
         overlay(img, heat, colormap="rainbow-unicorn")
     with pytest.raises(ValueError):
@@ -311,7 +313,7 @@ def pointing_hits(predictor: Predictor, method: str, tests: list, tolerance: flo
     """Share of images whose heatmap peak lies within `tolerance` px of the disc's centre."""
     hits = []
     for img, (x, y) in tests:
-        heat = explain(predictor.model, img, method=method, target=2)  # 2 = MildDemented
+        heat = explain(predictor.model, img, method=method, target=2, brain_only=False)  # 2 = MildDemented; no brain here
         py, px = np.unravel_index(np.argmax(heat), heat.shape)
         hits.append(np.hypot(px - x, py - y) <= tolerance)
     return float(np.mean(hits))

@@ -67,3 +67,43 @@ def test_train_from_config(synthetic_data, tmp_path):
                  "--run-dir", str(tmp_path / "r")]) == 0
     assert (tmp_path / "w" / "cli_tiny.safetensors").is_file()
     assert (tmp_path / "r" / "cli_tiny" / "history.csv").is_file()
+
+
+def test_models_marks_the_default(tiny_model, monkeypatch, capsys):
+    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tiny_model.parent))
+    assert main(["models"]) == 0
+    assert "  * tiny" in capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize("command", ["predict", "report", "explain"])
+def test_model_option_is_explained(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "mrivision models" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_missing_file_is_named_with_its_path(tiny_model, capsys):
+    assert main(["predict", "nonexistent.png", "--model", str(tiny_model)]) == 1
+    assert "MRI Vision could not find the file 'nonexistent.png'." in capsys.readouterr().err
+
+
+def test_report_of_a_volume_names_slice_time_model_and_label(tiny_model, tmp_path, capsys):
+    import datetime as dt
+
+    from test_scan import nifti_bytes, pdf_text, scan_with_off_level
+
+    from mrivision import load_model, load_volume
+    from mrivision.report import report_slice
+
+    vol, _ = scan_with_off_level(1, seed=8)
+    path = tmp_path / "scan.nii.gz"
+    path.write_bytes(nifti_bytes(vol, gz=True))
+    out = tmp_path / "case.pdf"
+    before = dt.datetime.now().replace(microsecond=0)
+    assert main(["report", str(path), "--out", str(out), "--model", str(tiny_model), "--label", "Case 7 / ward B"]) == 0
+    shown = report_slice(load_model(tiny_model).predict_scan(load_volume(path)))  # what the app shows too
+    assert f"(it shows slice {shown})" in capsys.readouterr().out
+    text = pdf_text(out.read_bytes())
+    assert "Case: Case 7 / ward B" in text and f"Shows slice {shown} of 12" in text and "Model tiny" in text
+    created = dt.datetime.strptime(text.split("Created ")[1][:19], "%Y-%m-%d %H:%M:%S")
+    assert before <= created <= dt.datetime.now()

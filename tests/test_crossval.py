@@ -15,7 +15,7 @@ from mrivision.inputs.datasets import Sample, load_dataset
 from mrivision.evaluation.metrics import evaluate_predictions
 from mrivision.model.zoo import create_model
 from mrivision.inference.predictor import Predictor
-from mrivision.training.train import val_metrics
+from mrivision.training.loop import val_metrics
 from mrivision.model.weights import load_weights
 from synthetic import write_tree
 
@@ -79,7 +79,7 @@ def test_cv_resume_keeps_finished_folds(cv_run):
 def test_fold_ensemble_ships_as_one_model(cv_run):
     cfg, summary, root = cv_run
     card = ship_ensemble(cfg, summary, log=lambda _: None)
-    assert card["spec"]["ensemble"] == 3 and card["metrics"]["cv"]["folds"] == 3 and "test" in card["metrics"]
+    assert card.spec.ensemble == 3 and card.metrics["cv"]["folds"] == 3 and "test" in card.metrics
     model, card = load_weights(root / "weights" / "tiny.safetensors")
     members = model.body.get_submodule("members").members
     assert len(members) == 3 and len(model.target_layers()) == 3

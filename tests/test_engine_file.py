@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from mrivision.inference import in_memory as fast_inference
-from mrivision.model.card import default_shipped, pick_default, resolve
+from mrivision.model.card import ModelCard, default_shipped, pick_default, resolve
+from mrivision.model.spec import ModelSpec
 from mrivision.cli import main
 from mrivision.errors import ModelLoadError
 from mrivision.inference.engine_file import OnnxEngine, engine_path
@@ -90,19 +91,21 @@ def test_export_refuses_a_graph_whose_logits_differ(model_copy, monkeypatch):
     monkeypatch.setattr(OnnxEngine, "run", lambda self, x: real_run(self, x) + 1e-2)
     model, card = load_weights(model_copy)
     with pytest.raises(ValueError, match="differ"):
-        fast_inference.export_engine(model, model_copy, card["weights_sha256"])
+        fast_inference.export_engine(model, model_copy, card.weights_sha256)
     assert not engine_path(model_copy).exists()
 
 
 def test_default_model_is_the_flagged_card_else_the_best_on_subject_level_cv():
-    def card(cv, classes=("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented"), test=0.5, **kw):
-        return {"class_names": list(classes), **kw, "metrics": {
-            "cv": {"scan": {"balanced_accuracy_excl_last": cv}}, "test": {"slice": {"macro_f1": test}}}}
+    def card(cv=None, classes=("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented"), test=0.5, **kw):
+        metrics = {"test": {"slice": {"macro_f1": test}}}
+        if cv is not None:
+            metrics["cv"] = {"scan": {"balanced_accuracy_excl_last": cv}}
+        return ModelCard(spec=ModelSpec("m", "altzcnn", class_names=classes), metrics=metrics, **kw)
 
     cards = {"a": card(0.5, test=0.9), "b": card(0.6, test=0.1), "binary": card(0.9, classes=("NonDemented", "Demented"))}
     assert pick_default(cards) == "b"  # never the test split
     assert pick_default({**cards, "a": card(0.5, default=True)}) == "a"
-    assert pick_default({"x": {}, "y": {}}) == "x" and pick_default({}) is None
+    assert pick_default({"x": card(), "y": card()}) == "x" and pick_default({}) is None
     shipped = default_shipped()
     if shipped is not None:  # "default" names it wherever a model is loaded by name (CLI, scripts)
         assert resolve("default") == resolve(shipped)
@@ -134,3 +137,31 @@ def test_unusable_cards_give_a_model_load_error(model_copy, changes):
     edit_card(model_copy, **changes)
     with pytest.raises(ModelLoadError):
         load_model(model_copy)
+
+
+def test_engine_files_go_to_the_cache_folder_when_the_weights_folder_is_read_only(model_copy, tmp_path, monkeypatch):
+    import os
+
+    from mrivision.inference import engine_file
+
+    real_access = os.access
+    monkeypatch.setattr(engine_file.os, "access", lambda p, mode: Path(p) != model_copy.parent and real_access(p, mode))
+    monkeypatch.setenv(engine_file.CACHE_ENV, str(tmp_path / "cache"))
+    assert main(["export", str(model_copy)]) == 0
+    cached = engine_path(model_copy)
+    assert cached.is_file() and cached.parent.parent == tmp_path / "cache" and not model_copy.with_suffix(".onnx").exists()
+    assert load_model(model_copy).engine_info()["backend"] == ENGINE_BACKEND
+
+
+def test_the_app_start_exports_missing_engine_files_in_a_child_process(model_copy, monkeypatch):
+    from mrivision.inference import export
+
+    monkeypatch.setattr(export, "_STARTED", {})
+    assert export.missing_engine_files(model_copy.parent) == ["tiny"]
+    child = export.start_background_export(model_copy.parent)
+    assert child is not None and export.start_background_export(model_copy.parent) is None  # once per folder
+    assert child.wait(timeout=180) == 0
+    assert export.missing_engine_files(model_copy.parent) == []
+    assert load_model(model_copy).engine_info()["backend"] == ENGINE_BACKEND
+    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(model_copy.parent))
+    assert export.export_shipped_in_background() is None  # the app exports only the shipped folder by itself

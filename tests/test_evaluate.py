@@ -11,17 +11,9 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from mrivision.constants import BINARY_CLASS_NAMES, CLASS_NAMES
-from mrivision.evaluation.metrics import (
-    aggregate_by_group,
-    apply_temperature,
-    bootstrap_ci,
-    evaluate_predictions,
-    expected_calibration_error,
-    fit_temperature,
-    format_report,
-    metrics_from_predictions_csv,
-    predictions_table,
-)
+from mrivision.evaluation.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from mrivision.evaluation.metrics import aggregate_by_group, bootstrap_ci, evaluate_predictions
+from mrivision.evaluation.tables import format_report, metrics_from_predictions_csv, predictions_table
 
 # Hand case: 3 classes, 8 slices, 4 scans (ids deliberately not in sorted order).
 NAMES3 = ("A", "B", "C")

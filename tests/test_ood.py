@@ -137,7 +137,7 @@ def test_warnings_text(detector, held_out):
 
 def test_predictor_warns_on_gradient_and_text(tiny_model):
     predictor = Predictor.load(tiny_model)
-    assert predictor.card["ood"]["version"] == 2  # fitted on the (letterboxed) synthetic training slices
+    assert predictor.card.ood["version"] == 2  # fitted on the (letterboxed) synthetic training slices
     for family in ("linear_gradient", "text_on_white", "photo"):
         for img in ood_probes.generate(family, 3, seed=7, shape=(48, 40)):
             p = predictor.predict(img)
@@ -163,11 +163,11 @@ def test_measure_and_write_card(tiny_model, synthetic_data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "real test slices (false alarms)" in out and "generated: checkerboard" in out
     _, card = load_weights(weights)  # the SHA-256 of the weights still matches
-    measured = card["ood"]["measured"]
+    measured = card.ood["measured"]
     assert measured["n_test"] == 64 and measured["n_per_family"] == 6
     assert set(measured["detection_rate"]) == set(ood_probes.FAMILIES)
     assert measured["false_alarm_rate"] <= 0.1 and min(measured["detection_rate"].values()) >= 0.8
-    assert card["ood"]["fitted_on"] == str(synthetic_data["train"])
+    assert card.ood["fitted_on"] == str(synthetic_data["train"])
     assert measure_ood.main(["--model", str(tmp_path / "missing.safetensors")]) == 2
 
 

@@ -196,7 +196,7 @@ def test_report_has_the_facts_and_no_patient_field(predictor):
     result = predictor.predict_scan(volume)
     img = volume.slices[result.slices_used[0]]
     text = pdf_text(case_report(predictor, result, img, predictor.explain(img)))
-    assert result.label in text and "not a medical device" in text and predictor.card["weights_sha256"][:16] in text
+    assert result.label in text and "not a medical device" in text and predictor.card.weights_sha256[:16] in text
     assert "cross-validation" in text and "external" in text.lower()
     for s in PHI_STRINGS:
         assert s not in text, s

@@ -36,7 +36,7 @@ def test_resume_gives_the_same_model(tmp_path, synthetic_data):
     train(first, log=lambda _: None)
     resumed = tiny_config(synthetic_data["train"], None, tmp_path / "b", epochs=4, limit=80)
     card = train(resumed, resume=True, log=lambda _: None)
-    assert card["training"]["epochs_run"] == 4
+    assert card.training.epochs_run == 4
     a, b = _weights(tmp_path / "a/weights/tiny.safetensors"), _weights(tmp_path / "b/weights/tiny.safetensors")
     assert a.keys() == b.keys()
     for k in a:
@@ -46,14 +46,14 @@ def test_resume_gives_the_same_model(tmp_path, synthetic_data):
 def test_resuming_an_early_stopped_run_trains_no_further(tmp_path, synthetic_data):
     cfg = tiny_config(synthetic_data["train"], None, tmp_path, epochs=6, limit=80, lr=0.0, patience=1)
     first = train(cfg, log=lambda _: None)  # lr 0: validation never improves after epoch 1
-    assert first["training"]["epochs_run"] == 2
+    assert first.training.epochs_run == 2
     again = train(cfg, resume=True, log=lambda _: None)  # e.g. the process died while writing the card
-    assert again["training"]["epochs_run"] == 2 and again["training"]["best_epoch"] == 1
+    assert again.training.epochs_run == 2 and again.training.best_epoch == 1
 
 
 def test_frozen_prefix_is_cached_and_stays_fixed(tmp_path, synthetic_data):
     from mrivision.model.zoo import create_model
-    from mrivision.training.train import set_seed
+    from mrivision.training.loop import set_seed
 
     spec = {**TINY_SPEC, "train_from": "block2"}
     cfg = tiny_config(synthetic_data["train"], None, tmp_path, epochs=2, limit=80, augment=True, cache_views=2, spec=spec)
@@ -67,12 +67,12 @@ def test_frozen_prefix_is_cached_and_stays_fixed(tmp_path, synthetic_data):
     for k in frozen:
         torch.testing.assert_close(trained[k], init[k].float(), atol=1e-3, rtol=1e-3)  # fp16 storage
     assert any(not torch.allclose(trained[k], init[k].float(), atol=1e-3) for k in moving)
-    assert card["trainable_parameters"] < card["parameters"]
+    assert card.trainable_parameters < card.parameters
 
 
 def test_uncached_prefix_feeds_the_same_features_as_the_cache(tmp_path):
     from mrivision.model.zoo import create_model
-    from mrivision.training.train import FeatureSource
+    from mrivision.training.features import FeatureSource
 
     spec = {**TINY_SPEC, "train_from": "block2", "input_size": (48, 40)}
     model = create_model("altzcnn", **spec).eval()
@@ -90,7 +90,7 @@ def test_uncached_prefix_feeds_the_same_features_as_the_cache(tmp_path):
 
 def test_random_split_mixes_groups_and_group_split_does_not(synthetic_data):
     from mrivision.inputs.datasets import Sample
-    from mrivision.training.train import split
+    from mrivision.training.splits import split
 
     samples = [Sample(f"s{i}", i % 2, f"g{i // 5}", f"s{i}") for i in range(100)]
     for random_split, shared in ((True, True), (False, False)):
@@ -101,7 +101,7 @@ def test_random_split_mixes_groups_and_group_split_does_not(synthetic_data):
 
 
 def test_sampler_balances_classes():
-    from mrivision.training.train import sampler_weights
+    from mrivision.training.sampling import sampler_weights
 
     labels = np.array([0] * 90 + [1] * 10)
     w = sampler_weights(labels, "inverse", 2)

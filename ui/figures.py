@@ -6,6 +6,9 @@ from typing import Sequence
 import plotly.graph_objects as go
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10))
+CLASS_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")  # Okabe-Ito
+PLOTLY_CONFIG = {"displaylogo": False, "showLink": False, "showSendToCloud": False, "showEditInChartStudio": False,
+                 "typesetMath": False}  # nothing that links to or loads from another host
 
 
 def probability_bar(probabilities: dict[str, float], predicted: str | None = None, title: str = "Class probabilities") -> go.Figure:
@@ -30,17 +33,20 @@ def confusion_heatmap(matrix: Sequence[Sequence[float]], names: Sequence[str], n
 
 
 def roc_curves(roc: dict[str, dict]) -> go.Figure:
+    """One curve per class, each in its own colour (colour-blind safe), the legend below the plot."""
     fig = go.Figure()
-    for name, curve in roc.items():
+    for i, (name, curve) in enumerate(roc.items()):
         if not curve.get("fpr"):
             continue
         auc = curve.get("auc")
         label = f"{name} (AUC {auc:.3f})" if auc is not None else name
-        fig.add_trace(go.Scatter(x=curve["fpr"], y=curve["tpr"], mode="lines", name=label))
+        fig.add_trace(go.Scatter(x=curve["fpr"], y=curve["tpr"], mode="lines", name=label,
+                                 line=dict(color=CLASS_COLOURS[i % len(CLASS_COLOURS)], width=2)))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(dash="dash", color="gray")))
     fig.update_layout(title="ROC curves (one-vs-rest, slice level)", xaxis_title="false positive rate",
                       yaxis_title="true positive rate", xaxis=dict(range=[0, 1]), yaxis=dict(range=[0, 1.02]),
-                      height=420, **_LAYOUT)
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
+                      height=500, **_LAYOUT)
     return fig
 
 

@@ -1,19 +1,26 @@
-"""Tables and the misclassified-slice gallery for the Metrics page, built from cards and prediction CSVs."""
+"""Tables for the Metrics, Compare and About pages, built from model cards and prediction CSVs.
+Missing values read "not measured" everywhere (`page.show_table`)."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import streamlit as st
 
-from mrivision import ImageLoadError, ModelLoadError
-from mrivision.model.card import metric as card_metric
-from mrivision.evaluation.metrics import binary_auc_with_ci, metrics_from_predictions_csv, value_with_ci
-
-from . import common as ui
+from mrivision.evaluation.tables import binary_auc_with_ci, metrics_from_predictions_csv, value_with_ci
+from mrivision.model.card import ModelCard
+from ui.cam_view import method_label
+from ui.catalogue import ModelEntry, bench_latency_ms, model_number, split_label
+from ui.text import NOT_MEASURED, cell, duration, fmt, fmt_ci, is_number
 
 HEADLINE = (("Accuracy", "accuracy"), ("Balanced accuracy", "balanced_accuracy"), ("Macro-F1", "macro_f1"))
+GROUPS = (("cv", "New patients: subject-level cross-validation over train/", "subject"),
+          ("external", "Another cohort: OASIS-2 external validation", "subject"),
+          ("test", "Literature split: test/ (other slices of subjects seen in training)", "scan"))
+FAITHFULNESS_FIELDS = (("top20_drop", "confidence drop, hottest 20% removed"),
+                       ("road_morf", "ROAD: drop removing most relevant first (mean)"),
+                       ("road_lerf", "ROAD: drop removing least relevant first (mean)"),
+                       ("randomisation_spearman", "similarity after weight randomisation (Spearman)"))
 
 
 @st.cache_data(show_spinner="Computing metrics from the predictions file…", max_entries=16)
@@ -24,10 +31,10 @@ def _metrics_from_csv(path: str, mtime_ns: int) -> dict | None:
         return None
 
 
-def test_result(entry: ui.ModelEntry) -> tuple[dict | None, str]:
-    """The test result dict from the card, else recomputed from `NAME.predictions.csv`, else None."""
-    result = ((entry.card.get("metrics") or {}).get("test"))
-    if isinstance(result, dict) and result.get("slice"):
+def test_result(entry: ModelEntry) -> tuple[Mapping | None, str]:
+    """The test result from the card, else recomputed from `NAME.predictions.csv`, else None."""
+    result = entry.card.metrics_for("test")
+    if isinstance(result, Mapping) and result.get("slice"):
         return result, "card"
     csv = entry.predictions_csv
     if csv.is_file():
@@ -37,39 +44,38 @@ def test_result(entry: ui.ModelEntry) -> tuple[dict | None, str]:
     return None, ""
 
 
-def headline_table(result: dict) -> pd.DataFrame:
+def headline_table(result: Mapping) -> pd.DataFrame:
     metrics = list(HEADLINE)
     if result.get("excluded_class") and "macro_f1_excl_last" in (result.get("slice") or {}):
         metrics.append((f"Macro-F1 excl. {result['excluded_class']}", "macro_f1_excl_last"))
     if (result.get("slice") or {}).get("roc_auc_macro") is not None:
         metrics.append(("ROC AUC (macro)", "roc_auc_macro"))
     rows = []
-    for label, metric in metrics:
+    for label, name in metrics:
         row = {"metric": label}
         for level in ("slice", "scan"):
-            row[f"{level}"] = (result.get(level) or {}).get(metric)
-            row[f"{level} 95% CI"] = ui.fmt_ci(((result.get("ci") or {}).get(level) or {}).get(metric))
+            row[level] = (result.get(level) or {}).get(name)
+            row[f"{level} 95% CI"] = fmt_ci(((result.get("ci") or {}).get(level) or {}).get(name))
         rows.append(row)
     ece = (result.get("calibration") or {}).get("ece")
     if ece is not None:
-        rows.append({"metric": "ECE (calibration error)", "slice": ece, "slice 95% CI": "n/a", "scan": None,
-                     "scan 95% CI": "n/a"})
+        rows.append({"metric": "ECE (calibration error)", "slice": ece, "slice 95% CI": NOT_MEASURED, "scan": None,
+                     "scan 95% CI": NOT_MEASURED})
     return pd.DataFrame(rows)
 
 
-def binary_table(result: dict) -> pd.DataFrame | None:
+def binary_table(result: Mapping) -> pd.DataFrame | None:
     """Sensitivity / specificity of a two-class model (result["binary"]), if present."""
     b = result.get("binary")
-    if not isinstance(b, dict):
+    if not isinstance(b, Mapping):
         return None
     fields = {"positive class": b.get("positive_class"), "threshold": b.get("threshold"), "AUC": b.get("auc"),
               "sensitivity": b.get("sensitivity"), "specificity": b.get("specificity"),
               "TP / FN / TN / FP": f"{b.get('tp')} / {b.get('fn')} / {b.get('tn')} / {b.get('fp')}"}
-    return pd.DataFrame({"field": list(fields), "value": ["n/a" if v is None else (ui.fmt(v) if isinstance(v, float)
-                                                                                else str(v)) for v in fields.values()]})
+    return pd.DataFrame({"field": list(fields), "value": [cell(v) for v in fields.values()]})
 
 
-def per_class_table(result: dict) -> pd.DataFrame:
+def per_class_table(result: Mapping) -> pd.DataFrame:
     per_class = (result.get("slice") or {}).get("per_class") or {}
     roc = result.get("roc") or {}
     rows = [{"class": name, "precision": v.get("precision"), "recall": v.get("recall"), "f1": v.get("f1"),
@@ -78,163 +84,123 @@ def per_class_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def training_table(card: dict) -> pd.DataFrame:
-    training = card.get("training") or {}
-    config = training.get("config") or {}
-    fields = {
-        "epochs run": training.get("epochs_run"),
-        "best epoch": training.get("best_epoch"),
-        "validation split": training.get("split"),
-        "training slices": training.get("n_train"),
-        "validation slices": training.get("n_val"),
-        "training time": _duration(training.get("seconds")),
-        "hardware": training.get("hardware"),
-        "peak memory (MB)": training.get("peak_rss_mb"),
-        "training data": config.get("data"),
-        "parameters": card.get("parameters"),
-        "trainable parameters": card.get("trainable_parameters"),
-        "temperature": card.get("temperature"),
-        "code version": card.get("code_version"),
-    }
-    return pd.DataFrame({"field": list(fields), "value": ["" if v is None else str(v) for v in fields.values()]})
+def is_ensemble(card: ModelCard) -> bool:
+    """A shipped ensemble of cross-validation folds (`mrivision cv --ship`)."""
+    return bool(card.training and card.training.per_fold)
 
 
-def _duration(seconds: object) -> str | None:
-    if not isinstance(seconds, (int, float)):
+def training_table(card: ModelCard) -> pd.DataFrame:
+    t = card.training
+    fields: dict[str, Any] = {"validation split": t and t.split, "training slices": t and t.n_train}
+    if is_ensemble(card):
+        fields["models"] = t.ensemble_of
+    else:
+        fields.update({"epochs run": t and t.epochs_run, "best epoch": t and t.best_epoch,
+                       "validation slices": t and t.n_val, "training time": duration(t and t.seconds)})
+    fields.update({
+        "hardware": t and t.hardware,
+        "peak memory (MB)": t and t.peak_rss_mb,
+        "training data": (t.config or {}).get("data") if t else None,
+        "parameters": card.parameters,
+        "trainable parameters": card.trainable_parameters,
+        "temperature": card.temperature,
+        "code version": card.code_version,
+    })
+    return pd.DataFrame({"field": list(fields), "value": [cell(v) for v in fields.values()]})
+
+
+def fold_table(card: ModelCard) -> pd.DataFrame | None:
+    """One row per fold of a cross-validation ensemble: how each fold model was trained."""
+    if not is_ensemble(card):
         return None
-    minutes, s = divmod(int(seconds), 60)
-    hours, m = divmod(minutes, 60)
-    return f"{hours} h {m} min" if hours else f"{m} min {s} s"
+    folds = card.training.per_fold
+    return pd.DataFrame([{"fold": f.get("fold"), "epochs run": f.get("epochs_run"), "best epoch": f.get("best_epoch"),
+                          "training slices": f.get("n_train"), "inner validation slices": f.get("n_inner_val"),
+                          "held-out slices": f.get("n_held_out"), "held-out subjects": f.get("subjects_held_out"),
+                          "temperature": f.get("temperature")} for f in folds])
 
 
-GROUPS = (("cv", "New patients: subject-level cross-validation over train/", "subject"),
-          ("external", "Another cohort: OASIS-2 external validation", "subject"),
-          ("test", "Literature split: test/ (other slices of subjects seen in training)", "scan"))
-
-
-def three_numbers(card: dict) -> pd.DataFrame:
+def three_numbers(card: ModelCard) -> pd.DataFrame:
     """Cross-validation, external cohort and the literature split side by side, with CIs."""
     rows = []
     for key, label, unit in GROUPS:
-        r = (card.get("metrics") or {}).get(key)
+        r = card.metrics_for(key)
         if not r:
-            rows.append({"evaluation": label, "subjects/scans": "not measured"})
+            rows.append({"evaluation": label, "subjects/scans": NOT_MEASURED})
             continue
         rows.append({
             "evaluation": label,
             "subjects/scans": f"{(r.get('bootstrap') or {}).get('n_units', r.get('n_scans'))} {unit}s",
-            "balanced accuracy (per subject/scan)": value_with_ci(r, "scan", "balanced_accuracy", "–"),
-            "bal. acc. without ModerateDemented": value_with_ci(r, "scan", "balanced_accuracy_excl_last", "–"),
-            "slice accuracy": value_with_ci(r, "slice", "accuracy", "–"),
-            "macro-F1 (slice)": value_with_ci(r, "slice", "macro_f1", "–"),
-            "impaired vs NonDemented AUC": binary_auc_with_ci(r, missing="–"),
-            "quadratic kappa": value_with_ci(r, "scan", "quadratic_kappa", "–"),
+            "balanced accuracy (per subject/scan)": value_with_ci(r, "scan", "balanced_accuracy", NOT_MEASURED),
+            "bal. acc. without ModerateDemented": value_with_ci(r, "scan", "balanced_accuracy_excl_last", NOT_MEASURED),
+            "slice accuracy": value_with_ci(r, "slice", "accuracy", NOT_MEASURED),
+            "macro-F1 (slice)": value_with_ci(r, "slice", "macro_f1", NOT_MEASURED),
+            "impaired vs NonDemented AUC": binary_auc_with_ci(r, missing=NOT_MEASURED),
+            "quadratic kappa": value_with_ci(r, "scan", "quadratic_kappa", NOT_MEASURED),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).fillna(NOT_MEASURED)
 
 
-def models_table(models: Sequence[ui.ModelEntry]) -> pd.DataFrame:
+def models_table(models: Sequence[ModelEntry], default_key: str | None) -> pd.DataFrame:
     rows = []
     for m in models:
-        training = m.card.get("training") or {}
         rows.append({
             "model": m.name,
-            "default": "yes" if m.card.get("default") is True else "",
-            "CV bal. acc. (subjects)": card_metric(m.card, "cv", "balanced_accuracy", "scan"),
-            "external bal. acc.": card_metric(m.card, "external", "balanced_accuracy", "scan"),
-            "external impaired AUC": ((m.card.get("metrics") or {}).get("external") or {}).get("binary_auc", {}).get("scan"),
+            "default": "yes" if m.key == default_key else "no",
+            "CV bal. acc. (new patients)": model_number(m),
+            "external bal. acc.": m.card.metric("external", "balanced_accuracy", "scan"),
+            "external impaired AUC": m.card.binary_auc("external"),
             "test accuracy": m.test_metric("accuracy"),
             "test macro-F1": m.test_metric("macro_f1"),
             "scan accuracy": m.test_metric("accuracy", "scan"),
             "scan macro-F1": m.test_metric("macro_f1", "scan"),
-            "classes": len(m.card.get("class_names") or []) or None,
-            "ECE": (((m.card.get("metrics") or {}).get("test") or {}).get("calibration") or {}).get("ece"),
-            "parameters": m.card.get("parameters"),
-            "trainable parameters": m.card.get("trainable_parameters"),
-            "latency p50 (ms/slice)": ui.bench_latency_ms(m.card),
-            "predict + Grad-CAM (ms)": ui.bench_value(m.card, "predict_cam_ms_p50"),
-            "training time": _duration(training.get("seconds")),
-            "validation split": ui.split_label(m.card),
+            "classes": len(m.card.class_names) or None,
+            "ECE": ((m.card.metrics_for("test") or {}).get("calibration") or {}).get("ece"),
+            "parameters": m.card.parameters,
+            "latency p50 (ms/slice)": bench_latency_ms(m.card.bench),
+            "predict + Grad-CAM (ms)": m.card.bench_value("predict_cam_ms_p50"),
+            "training time": "ensemble of CV folds" if is_ensemble(m.card)
+            else duration(m.card.training and m.card.training.seconds),
+            "validation split": split_label(m.card),
         })
     return pd.DataFrame(rows)
 
 
-def test_data_root(card: dict) -> Path | None:
-    """The card's test-data folder on this computer, if it exists (relative paths: repo root, then cwd)."""
-    raw = ((card.get("metrics") or {}).get("test_data") or {}).get("path")
-    raw = raw or ((card.get("training") or {}).get("config") or {}).get("test_data")
-    if not raw:
-        return None
-    path = Path(str(raw)).expanduser()
-    candidates = [path] if path.is_absolute() else [ui.REPO_ROOT / path, Path.cwd() / path]
-    for c in candidates:
-        if c.is_dir():
-            return c.resolve()
+def _mean(value: Any) -> float | None:
+    """A number, or the mean of a {percent: number} curve."""
+    if is_number(value):
+        return float(value)
+    if isinstance(value, Mapping):
+        numbers = [float(v) for v in value.values() if is_number(v)]
+        return sum(numbers) / len(numbers) if numbers else None
     return None
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _read_predictions(path: str, mtime_ns: int) -> pd.DataFrame | None:
-    try:
-        return pd.read_csv(path, dtype={"path": str, "group": str, "true": str, "predicted": str})
-    except (OSError, ValueError):
+def faithfulness_table(faithfulness: Mapping) -> pd.DataFrame | None:
+    """One row per CAM method of the card's `faithfulness` section, one readable column per measure."""
+    methods = {k: v for k, v in faithfulness.items() if isinstance(v, Mapping)}
+    if not methods:
         return None
+    return pd.DataFrame([{"method": method_label(name), **{label: _mean(v.get(key)) for key, label in FAITHFULNESS_FIELDS}}
+                         for name, v in methods.items()])
 
 
-def misclassified_gallery(entry: ui.ModelEntry, limit_default: int = 6) -> None:
-    """Wrongly classified test slices with the Grad-CAM of the predicted class, if the files are here."""
-    csv = entry.predictions_csv
-    if not csv.is_file():
-        st.caption("No predictions file was shipped with this model, so there is no gallery.")
-        return
-    table = _read_predictions(str(csv), csv.stat().st_mtime_ns)
-    if table is None or not {"path", "true", "predicted"} <= set(table.columns):
-        st.caption("The predictions file could not be read.")
-        return
-    wrong = table[table["true"] != table["predicted"]].copy()
-    if wrong.empty:
-        st.success("No test slice was misclassified.")
-        return
-    prob_cols = [f"p_{c}" for c in wrong["predicted"].unique() if f"p_{c}" in wrong.columns]
-    if prob_cols:
-        wrong["p_predicted"] = [row.get(f"p_{row['predicted']}") for _, row in wrong.iterrows()]
-        wrong = wrong.sort_values("p_predicted", ascending=False)
-    st.caption(f"{len(wrong)} of {len(table)} test slices misclassified (most confident mistakes first).")
-    root = test_data_root(entry.card)
-    if root is None:
-        st.info("The test images are not on this computer, so the gallery cannot show them.")
-        st.dataframe(wrong.head(50), hide_index=True)
-        return
-    n = st.slider("Slices to show", 1, min(24, len(wrong)), min(limit_default, len(wrong)), key="metrics_gallery_n")
-    heatmaps = st.toggle("Show Grad-CAM of the predicted class", value=True, key="metrics_gallery_cam")
-    try:
-        predictor = ui.get_predictor(entry) if heatmaps else None
-    except ModelLoadError as exc:
-        st.warning(f"Heatmaps unavailable: {ui.esc(exc)}")
-        predictor = None
-    shown, missing = 0, 0
-    cols = st.columns(4)
-    for _, row in wrong.iterrows():
-        if shown >= n:
-            break
-        path = (root / str(row["path"])).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
-            missing += 1
-            continue
-        source = ui.Source(path.name, path.read_bytes(), origin="test")
-        try:
-            img = ui.load_slice(source)
-        except ImageLoadError:
-            missing += 1
-            continue
-        with cols[shown % 4]:
-            caption = f"{row['path']}: true {row['true']}, predicted {row['predicted']}"
-            if predictor is not None:
-                heat = ui.explain(entry, predictor, ui.image_key(source, None), img, ui.DEFAULT_METHOD,
-                                  str(row["predicted"]))
-                ui.show_image(ui.overlay_rgb(img, heat) if heat is not None else img, caption=ui.esc(caption))
-            else:
-                ui.show_image(img, caption=ui.esc(caption))
-        shown += 1
-    if missing:
-        st.caption(f"{missing} listed slice(s) were not found under {ui.esc(root)} and were skipped.")
+def faithfulness_text(faithfulness: Mapping) -> str:
+    """The card's own sentence and what the numbers were measured on, in words."""
+    parts = [str(faithfulness["sentence"])] if faithfulness.get("sentence") else []
+    if faithfulness.get("data"):
+        parts.append(f"Measured on {faithfulness['data']}.")
+    return " ".join(parts)
+
+
+def bench_table(bench: Mapping) -> pd.DataFrame:
+    """The card's speed benchmark as field/value rows (lists joined, nested sections flattened)."""
+    rows = []
+    for key, value in bench.items():
+        if isinstance(value, Mapping):
+            rows += [(f"{key}: {k}", v) for k, v in value.items()]
+        else:
+            rows.append((key.replace("_", " "), ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value))
+    return pd.DataFrame({"field": [k for k, _ in rows],
+                         "value": [("none" if v in ([], "") else fmt(v) if isinstance(v, float) else cell(v))
+                                   for _, v in rows]})

@@ -1,5 +1,6 @@
-"""Streamlit helpers for whole scans and case reports: group uploads into scans, cached scan
-predictions and reports. The work itself is the package's (`load_volume`, `predict_scan`, `case_report`)."""
+"""Whole scans in the app: group uploads into scans, read them (messages name the file at fault),
+cached scan predictions, and which slices the strip shows. The work itself is the package's
+(`load_volume`, `predict_scan`)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,20 +10,24 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import streamlit as st
 
+from mrivision import ImageLoadError
 from mrivision.inputs.volume import Volume, load_volume
-from ui.common import ModelEntry, Source, describe
+from ui.catalogue import ModelEntry
+from ui.sources import Source, describe, unreadable
+from ui.text import esc
 
 if TYPE_CHECKING:
-    from mrivision import Prediction, Predictor
+    from mrivision import Predictor
     from mrivision.inference.scan import ScanPrediction
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+STRIP_SLICES = 6
 
 
 @dataclass
 class ScanSource:
     """The uploads that make one scan: a volume or zip on its own, the DICOM files together, or
-    several 2-D pictures as a stack."""
+    the 2-D pictures as a stack (one picture is a scan of one slice)."""
 
     label: str
     files: list[Source]
@@ -32,9 +37,14 @@ class ScanSource:
         return hashlib.sha256("".join(f.key for f in self.files).encode()).hexdigest()
 
 
+def _names(files: Sequence[Source], most: int = 3) -> str:
+    names = [f.name for f in files[:most]]
+    return ", ".join(names) + (f" and {len(files) - most} more" if len(files) > most else "")
+
+
 def group_scans(sources: Sequence[Source]) -> list[ScanSource]:
     """Zips and volumes are scans on their own; all DICOM files form one series (mixed series are
-    refused by `load_volume` with their numbers); two or more pictures form one stack."""
+    refused by `load_volume` with their numbers); the pictures form one stack. Labels name the files."""
     scans, dicom, pictures = [], [], []
     for s in sources:
         lower = s.name.lower()
@@ -43,21 +53,25 @@ def group_scans(sources: Sequence[Source]) -> list[ScanSource]:
         elif lower.endswith(PICTURE_SUFFIXES):
             pictures.append(s)
         else:
-            scans.append(ScanSource(f"scan {len(scans) + 1} ({_kind(s)})", [s]))
+            scans.append(ScanSource(s.name, [s]))
     if dicom:
-        scans.append(ScanSource(f"scan {len(scans) + 1} (DICOM, {len(dicom)} files)", dicom))
-    if len(pictures) >= 2:
-        scans.append(ScanSource(f"scan {len(scans) + 1} ({len(pictures)} pictures)", pictures))
+        scans.append(ScanSource(f"DICOM series of {len(dicom)} files ({_names(dicom)})", dicom))
+    if len(pictures) == 1:
+        scans.append(ScanSource(pictures[0].name, pictures))
+    elif pictures:
+        scans.append(ScanSource(f"stack of {len(pictures)} pictures ({_names(pictures)})", pictures))
     return scans
 
 
-def _kind(source: Source) -> str:
-    if source.name.lower().endswith(".zip"):
-        return "zip"
-    try:
-        return "volume" if describe(source).n_slices > 1 else "one slice"
-    except ValueError:
-        return "volume"  # load_volume says what is wrong with it
+def read_error(scan: ScanSource, exc: Exception) -> str:
+    """The message for a scan that could not be read; it names the file at fault where one is."""
+    if len(scan.files) > 1:
+        for f in scan.files:
+            try:
+                describe(f)
+            except ImageLoadError as bad:
+                return unreadable(f.name, bad) + f" (part of the {esc(scan.label)}; nothing was staged)"
+    return unreadable(scan.label, exc)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -79,21 +93,19 @@ def predict_scan(entry: ModelEntry, predictor: "Predictor", scan: ScanSource) ->
     return _predict_scan(entry.cache_key, scan.key, predictor, volume(scan))
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _report(model_key: str, image_key: str, _predictor: "Predictor", _result, _img: np.ndarray,
-            _heat: np.ndarray | None) -> bytes:
-    from mrivision.report import case_report
+def strip_slices(used: Sequence[int], most: int = STRIP_SLICES) -> list[int]:
+    """Up to `most` of the used slices, spread evenly from the lowest to the highest of the band."""
+    if len(used) <= most:
+        return list(used)
+    picks = np.unique(np.round(np.linspace(0, len(used) - 1, most)).astype(int))
+    return [int(used[i]) for i in picks]
 
-    return case_report(_predictor, _result, _img, _heat)
 
-
-def report_button(entry: ModelEntry, predictor: "Predictor", image_key: str,
-                  result: "Prediction | ScanPrediction", img: np.ndarray, heat: np.ndarray | None) -> None:
-    """A download button for the printable case report (PDF). The file name says nothing about the patient."""
-    try:
-        pdf = _report(entry.cache_key, image_key, predictor, result, img, heat)
-    except Exception as exc:  # a report failure must not take the page down
-        st.warning(f"The case report could not be made: {exc}")
-        return
-    st.download_button("Download case report (PDF)", pdf, file_name="mrivision_case_report.pdf",
-                       mime="application/pdf", key=f"report_{image_key[:24]}")
+def placement_caption(result: "ScanPrediction") -> str:
+    """The sagittal view's caption: where the used slices sit against the trained band."""
+    if not result.slice_z_mm:
+        return "Sagittal view. The scan could not be placed in standard brain space; orange: the slices used."
+    z = [result.slice_z_mm[i] for i in result.slices_used]
+    return (f"Sagittal view (front to the left). Green: the level of the training slices (MNI z "
+            f"{result.band_mm[0]:.0f} to {result.band_mm[1]:.0f} mm); orange: the {len(z)} slices used "
+            f"(z {min(z):.0f} to {max(z):.0f} mm).")

@@ -1,6 +1,6 @@
 """`mrivision bench`: CPU latency, throughput and memory of models, fast path against a naive baseline.
 
-Each model is measured in a fresh subprocess (so the load time is a cold process's and the
+Each model is measured in a fresh subprocess (`bench.cli`; so the load time is a cold process's and the
 peak RSS is that model's alone; the OS file cache stays warm). In it:
 
 * ``load_s``: the `load_model` call: card read, weights SHA-256 check, then the engine file's
@@ -30,25 +30,23 @@ card's ``"bench"`` entry).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from mrivision.bench.system import child_env, cpu_count, cpu_name, peak_rss_mb, reset_peak_rss
+from mrivision.evaluation.calibration import softmax
 from mrivision.inputs.transforms import batch_array
 
 UNTRAINED = "untrained (architecture only)"
 TRAINED = "trained"
 
 
-# ---------------------------------------------------------------- inputs and system facts
+# ---------------------------------------------------------------- inputs and timing
 
 def brain_slice(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
     """A plausible axial brain slice in [0,1]: skull ring, textured tissue, dark ventricles, black background."""
@@ -74,60 +72,11 @@ def brain_slice(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
     return np.clip(cv2.GaussianBlur(img, (0, 0), 0.6), 0, 1).astype(np.float32)
 
 
-def _status_kb(field: str) -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return float(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (VmHWM; ru_maxrss where /proc is missing)."""
-    kb = _status_kb("VmHWM")
-    if kb is None:
-        import resource
-
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform == "darwin" else 1)
-    return kb / 1024
-
-
-def reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def _pct(values: Sequence[float], q: float) -> float:
+def pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float("nan")
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+def timed(fn: Callable[[], Any]) -> tuple[float, float]:
     """(wall seconds, process CPU seconds) of one call."""
     w, c = time.perf_counter(), time.process_time()
     fn()
@@ -140,16 +89,12 @@ def naive_predict(model: Any, spec: Any, images: list[np.ndarray]) -> np.ndarray
     """Train-style inference: eval model, no_grad, float32 NCHW, default threads, no TTA."""
     import torch
 
-    from mrivision.inference.predictor import softmax
-
     with torch.no_grad():
         return softmax(model(torch.from_numpy(batch_array(images, spec))).float().numpy())
 
 
 def fast_forward(predictor: Any, images: list[np.ndarray]) -> np.ndarray:
     """The naive baseline's work (preprocessing, one forward, softmax; no TTA) on the predictor's fast path."""
-    from mrivision.inference.predictor import softmax
-
     return softmax(predictor.forward(batch_array(images, predictor.spec)))
 
 
@@ -167,7 +112,7 @@ def _in_process_load_s(model: Any) -> float:
 def _subprocess_load_s(source: str) -> float:
     code = ("import time; from mrivision.inference.predictor import load_model; t = time.perf_counter(); "
             f"load_model({source!r}); print(time.perf_counter() - t)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(), check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -193,7 +138,7 @@ def bench_model(predictor: Any, runs: int = 50, *, load_s: float | None = None, 
     for _ in range(3):
         naive_predict(model, spec, [img])
     naive_predict(model, spec, batch)
-    naive_b32 = [_timed(lambda: naive_predict(model, spec, batch))[0] for _ in range(reps32)]
+    naive_b32 = [timed(lambda: naive_predict(model, spec, batch))[0] for _ in range(reps32)]
     naive_peak = peak_rss_mb()
 
     # Fast phase: build (timed), warm up, batch 32.
@@ -205,8 +150,8 @@ def bench_model(predictor: Any, runs: int = 50, *, load_s: float | None = None, 
         predictor.predict_proba([img])
     predictor.predict_proba(batch)
     fast_forward(predictor, batch)
-    fast_b32 = [_timed(lambda: fast_forward(predictor, batch))[0] for _ in range(reps32)]
-    predict_b32 = [_timed(lambda: predictor.predict_proba(batch))[0] for _ in range(reps32)]
+    fast_b32 = [timed(lambda: fast_forward(predictor, batch))[0] for _ in range(reps32)]
+    predict_b32 = [timed(lambda: predictor.predict_proba(batch))[0] for _ in range(reps32)]
 
     # Batch-1 latency, interleaved (rotating order) so all three see the same machine load.
     fw, fc, nw, nc, sw, sc = [], [], [], [], [], []
@@ -214,7 +159,7 @@ def bench_model(predictor: Any, runs: int = 50, *, load_s: float | None = None, 
         calls = [(fw, fc, lambda: predictor.predict_proba([img])), (nw, nc, lambda: naive_predict(model, spec, [img])),
                  (sw, sc, lambda: fast_forward(predictor, [img]))]
         for wall, cpu, fn in calls[i % 3:] + calls[:i % 3]:  # rotated: each goes first, second, third
-            a, b = _timed(fn)
+            a, b = timed(fn)
             wall.append(a)
             cpu.append(b)
 
@@ -227,7 +172,7 @@ def bench_model(predictor: Any, runs: int = 50, *, load_s: float | None = None, 
             predictor.explain(img, method="gradcam")
 
         predict_and_explain()
-        cam_ms = _pct([_timed(predict_and_explain)[0] for _ in range(max(3, runs // 5))], 50) * 1e3
+        cam_ms = pct([timed(predict_and_explain)[0] for _ in range(max(3, runs // 5))], 50) * 1e3
     except Exception as exc:  # noqa: BLE001  (report, do not lose the other numbers)
         cam_error = f"{type(exc).__name__}: {exc}"
     peak = peak_rss_mb()
@@ -241,10 +186,10 @@ def bench_model(predictor: Any, runs: int = 50, *, load_s: float | None = None, 
     def ms(v: float) -> float:
         return round(v * 1e3, 3)
 
-    p50, n50 = _pct(fw, 50), _pct(nw, 50)
-    c50, nc50 = _pct(fc, 50), _pct(nc, 50)
-    s50, sc50 = _pct(sw, 50), _pct(sc, 50)
-    tp, ntp, ptp = 32 / _pct(fast_b32, 50), 32 / _pct(naive_b32, 50), 32 / _pct(predict_b32, 50)
+    p50, n50 = pct(fw, 50), pct(nw, 50)
+    c50, nc50 = pct(fc, 50), pct(nc, 50)
+    s50, sc50 = pct(sw, 50), pct(sc, 50)
+    tp, ntp, ptp = 32 / pct(fast_b32, 50), 32 / pct(naive_b32, 50), 32 / pct(predict_b32, 50)
     info = predictor.engine_info()
     try:
         import onnxruntime
@@ -264,13 +209,13 @@ def bench_model(predictor: Any, runs: int = 50, *, load_s: float | None = None, 
         "fast_notes": info["notes"],
         "tta": bool(predictor.tta),
         "predict_ms_p50": ms(p50),
-        "predict_ms_p95": ms(_pct(fw, 95)),
+        "predict_ms_p95": ms(pct(fw, 95)),
         "predict_cpu_ms_p50": ms(c50),
         "naive_ms_p50": ms(n50),
-        "naive_ms_p95": ms(_pct(nw, 95)),
+        "naive_ms_p95": ms(pct(nw, 95)),
         "naive_cpu_ms_p50": ms(nc50),
         "forward_ms_p50": ms(s50),
-        "forward_ms_p95": ms(_pct(sw, 95)),
+        "forward_ms_p95": ms(pct(sw, 95)),
         "forward_cpu_ms_p50": ms(sc50),
         "speedup": round(n50 / s50, 3),
         "speedup_cpu": round(nc50 / sc50, 3) if sc50 > 0 else None,
@@ -296,161 +241,3 @@ def bench_model(predictor: Any, runs: int = 50, *, load_s: float | None = None, 
     return out
 
 
-# ---------------------------------------------------------------- one model in a fresh process
-
-def _worker(source: str, runs: int, untrained: bool) -> dict[str, Any]:
-    t = time.perf_counter()
-    from mrivision.model.zoo import create_model
-    from mrivision.inference.predictor import Predictor, load_model
-
-    import_s = time.perf_counter() - t
-    t = time.perf_counter()
-    if untrained:
-        predictor = Predictor(create_model(source, pretrained=False), {"name": source})
-        method = "create_model(pretrained=False) in a fresh process"
-    else:
-        predictor = load_model(source)
-        method = "load_model in a fresh process"
-    load_s = time.perf_counter() - t
-    result = bench_model(predictor, runs, load_s=load_s, load_method=method)
-    result.update(source=source, status=UNTRAINED if untrained else TRAINED, import_s=round(import_s, 3))
-    return result
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    return env
-
-
-def classify(source: str) -> str:
-    """TRAINED for a shipped name or an existing weights/card path, UNTRAINED for a registered spec."""
-    from mrivision.model.zoo import list_specs
-    from mrivision.model.card import list_shipped, resolve
-
-    if source in list_shipped():
-        return TRAINED
-    if source in list_specs() and not Path(source).exists():
-        return UNTRAINED
-    resolve(source)  # raises ModelLoadError (message lists the shipped models) when it is neither
-    return TRAINED
-
-
-def bench_in_subprocess(source: str, runs: int, untrained: bool) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "mrivision.bench.latency", "--worker", source, "--runs", str(runs)]
-    if untrained:
-        cmd.append("--untrained")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env())
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        return {"name": source, "source": source, "status": UNTRAINED if untrained else TRAINED,
-                "error": " | ".join(tail) or f"exit code {proc.returncode}"}
-    return json.loads(lines[-1])
-
-
-# ---------------------------------------------------------------- CLI
-
-COLUMNS = [  # (header, key, format)
-    ("model", "name", "{}"), ("weights", "status", "{}"), ("params", "parameters", "{:,}"),
-    ("load s", "load_s", "{:.2f}"), ("backend", "fast_backend", "{}"),
-    ("p50 ms", "predict_ms_p50", "{:.1f}"), ("p95 ms", "predict_ms_p95", "{:.1f}"),
-    ("naive p50", "naive_ms_p50", "{:.1f}"), ("fwd p50", "forward_ms_p50", "{:.1f}"), ("speedup", "speedup", "{:.2f}x"),
-    ("cpu speedup", "speedup_cpu", "{:.2f}x"), ("+CAM p50", "predict_cam_ms_p50", "{:.1f}"),
-    ("b32 img/s", "throughput_b32", "{:.1f}"), ("naive b32", "naive_throughput_b32", "{:.1f}"),
-    ("RSS MB", "peak_rss_mb", "{:.0f}"), ("naive RSS", "naive_peak_rss_mb", "{:.0f}"),
-]
-
-
-def format_table(results: list[dict[str, Any]]) -> str:
-    rows = [[h for h, _, _ in COLUMNS]]
-    for r in results:
-        if "error" in r:
-            rows.append([r["name"], r.get("status", ""), "error: " + r["error"]] + [""] * (len(COLUMNS) - 3))
-            continue
-        row = []
-        for _, key, fmt in COLUMNS:
-            v = r.get(key)
-            row.append("-" if v is None else fmt.format(v))
-        rows.append(row)
-    widths = [max(len(row[i]) for row in rows if len(row[i]) < 40 or row is rows[0]) for i in range(len(COLUMNS))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    ok = [r for r in results if "error" not in r]
-    if ok:
-        r = ok[0]
-        lines.append("")
-        lines.append(f"CPU: {r['cpu']} ({r['cpu_count']} cores), torch threads {r['threads']}, "
-                     f"{r['runs']} runs, load average {r['load_avg_1m']}. Latencies are wall clock "
-                     "(batch 1, preprocessing included); p50 = predict as the app runs it (with the card's "
-                     "flip TTA: the slice and its mirror image as one batch of two); fwd p50 = the fast engine doing the naive baseline's work (one "
-                     "forward); speedup = naive p50 / fwd p50, in the same run; cpu speedup is the same ratio in "
-                     "CPU time, less sensitive to other load. b32 img/s: one forward per image, fast and naive.")
-    return "\n".join(lines)
-
-
-def bench_scan(predictor: Any, runs: int = 10, n_slices: int = 30) -> dict[str, float]:
-    """p50 seconds of `predict_scan` on an `n_slices` volume, of the case report's PDF alone, and of a
-    report with its Grad-CAM heatmap (what `mrivision report` does after loading the model)."""
-    from mrivision.report import case_report
-
-    volume = np.stack([brain_slice(predictor.spec.input_size, seed=i) for i in range(n_slices)])
-    result = predictor.predict_scan(volume)  # warm: engine, CAM imports
-    img = volume[result.slices_used[0]]
-    heat = predictor.explain(img)
-    scan = [_timed(lambda: predictor.predict_scan(volume))[0] for _ in range(runs)]
-    pdf = [_timed(lambda: case_report(predictor, result, img, heat))[0] for _ in range(runs)]
-    full = [_timed(lambda: case_report(predictor, result, img, predictor.explain(img)))[0] for _ in range(runs)]
-    return {"slices": n_slices, "predict_scan_s_p50": _pct(scan, 50), "report_pdf_s_p50": _pct(pdf, 50),
-            "report_with_gradcam_s_p50": _pct(full, 50)}
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    from mrivision.model.zoo import list_specs
-    from mrivision.model.card import list_shipped
-
-    runs = int(getattr(args, "runs", 50) or 50)
-    if runs < 1:
-        raise ValueError("--runs must be at least 1")
-    as_json = bool(getattr(args, "json", False))
-    if getattr(args, "scan", False):
-        from mrivision.inference.predictor import load_model
-
-        names = [s.strip() for s in args.models.split(",")] if getattr(args, "models", None) else ["default"]
-        out = {name: bench_scan(load_model(name), runs=min(runs, 10)) for name in names}
-        print(json.dumps(out, indent=2) if as_json else "\n".join(
-            f"{n}: {r['slices']}-slice volume predicted in {r['predict_scan_s_p50']:.3f} s (p50); case report "
-            f"{r['report_pdf_s_p50']:.3f} s, with its Grad-CAM {r['report_with_gradcam_s_p50']:.3f} s" for n, r in out.items()))
-        return 0
-    sources = [s.strip() for s in args.models.split(",") if s.strip()] if getattr(args, "models", None) else list_shipped()
-    if not sources:
-        message = ("no shipped models in weights/. Pass --models with paths, or with registered spec names "
-                   f"to bench an untrained architecture ({', '.join(list_specs())}).")
-        print(json.dumps({"models": [], "message": message}, indent=2) if as_json else message)
-        return 0
-    kinds = {s: classify(s) for s in sources}  # unknown names fail here, before any slow work
-    results = []
-    for s in sources:
-        print(f"benchmarking {s} ({kinds[s]}) ...", file=sys.stderr, flush=True)
-        results.append(bench_in_subprocess(s, runs, kinds[s] == UNTRAINED))
-    if as_json:
-        print(json.dumps({"models": results}, indent=2))
-    else:
-        print(format_table(results))
-    return 1 if any("error" in r for r in results) else 0
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mrivision.bench.latency", description="bench one model (worker process)")
-    p.add_argument("--worker", required=True, help="shipped name, weights path, or spec name with --untrained")
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--untrained", action="store_true")
-    a = p.parse_args(argv)
-    print(json.dumps(_worker(a.worker, a.runs, a.untrained)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -28,15 +28,16 @@ import copy
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-import cv2
 import numpy as np
 import torch
 from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 from scipy.stats import spearmanr
 from torch import nn
 
+from mrivision.evaluation.calibration import softmax
+from mrivision.evaluation.deletion import heavy_blur
 from mrivision.explain.cam import explain
-from mrivision.inference.predictor import Predictor, softmax
+from mrivision.inference.predictor import Predictor
 
 PERCENTILES: tuple[int, ...] = (10, 20, 30, 50)
 TOP_PERCENT = 20
@@ -72,12 +73,6 @@ def _impute(img: np.ndarray, remove: np.ndarray) -> np.ndarray:
         return img
     filled = NoisyLinearImputer()(torch.from_numpy(img)[None], torch.from_numpy((~remove).astype(np.float32)))
     return np.clip(filled[0].numpy(), 0.0, 1.0).astype(np.float32)
-
-
-def _blur(img: np.ndarray) -> np.ndarray:
-    """A heavy Gaussian blur (sigma = 1/8 of the slice's shorter side): the fill for removed pixels."""
-    sigma = max(1.0, min(img.shape) / 8)
-    return cv2.GaussianBlur(img, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
 
 
 def _probs(predictor: Predictor, images: Sequence[np.ndarray]) -> np.ndarray:
@@ -154,7 +149,7 @@ def measure_faithfulness(predictor: Predictor, images: Sequence[np.ndarray],
                 for key, most in (("road_morf", True), ("road_lerf", False)):
                     perturbed = [_impute(im, _ranked_mask(h, p, most, rng)) for im, h in zip(images, heats)]
                     entry[key][str(int(p))] = _drop(predictor, perturbed, targets, before)
-            blurred = [np.where(_ranked_mask(h, TOP_PERCENT, True, rng), _blur(im), im).astype(np.float32)
+            blurred = [np.where(_ranked_mask(h, TOP_PERCENT, True, rng), heavy_blur(im), im).astype(np.float32)
                        for im, h in zip(images, heats)]
             entry["top20_drop"] = _drop(predictor, blurred, targets, before)
             if method != BASELINE:

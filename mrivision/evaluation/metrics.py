@@ -2,6 +2,8 @@
 
 Pure numpy / scikit-learn (no torch, no streamlit), so the app and the CLI can import it cheaply.
 Every function that returns a result returns plain Python types, ready for ``json.dumps``.
+Softmax, temperature and ECE live in `calibration`; the text report, value-with-CI formatting and
+the predictions CSV in `tables`.
 
 Conventions
 -----------
@@ -29,13 +31,12 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from scipy.optimize import minimize_scalar
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from mrivision.evaluation.calibration import expected_calibration_error
+from mrivision.evaluation.numeric import as_number, safe_div
 from mrivision.evaluation.stages import expected_stage
 
 CONFIDENCE = 0.95
@@ -45,24 +46,11 @@ _EPS = 1e-12
 
 
 # ----------------------------------------------------------------------------- small helpers
-def _num(x: float) -> float | None:
-    """A plain float, or None for NaN."""
-    x = float(x)
-    return None if np.isnan(x) else x
-
-
-def _safe_div(a: np.ndarray, b: np.ndarray, fill: float) -> np.ndarray:
-    """a / b elementwise, ``fill`` where b == 0."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    out = np.full(np.broadcast_shapes(a.shape, b.shape), fill, dtype=float)
-    return np.divide(a, b, out=out, where=b > 0)
-
-
 def _nanmean_last(x: np.ndarray) -> np.ndarray:
     """Mean over the last axis ignoring NaN; NaN where every entry is NaN (no warning)."""
     valid = ~np.isnan(x)
     n = valid.sum(axis=-1)
-    return _safe_div(np.where(valid, x, 0.0).sum(axis=-1), n, np.nan)
+    return safe_div(np.where(valid, x, 0.0).sum(axis=-1), n, np.nan)
 
 
 def _group_index(groups: Sequence) -> tuple[list[str], np.ndarray]:
@@ -71,10 +59,10 @@ def _group_index(groups: Sequence) -> tuple[list[str], np.ndarray]:
     return [str(i) for i in ids], inverse.reshape(-1)
 
 
-def _check_inputs(
+def check_inputs(
     y_true: Sequence[int], probs: np.ndarray, class_names: Sequence[str], groups: Sequence | None
 ) -> tuple[np.ndarray, np.ndarray, list]:
-    """Validate and convert inputs; ``groups`` None becomes one group per slice."""
+    """Validated arrays of the protocol's inputs; ``groups`` None becomes one group per slice."""
     y = np.asarray(y_true, dtype=np.int64).reshape(-1)
     p = np.asarray(probs, dtype=float)
     k = len(class_names)
@@ -105,8 +93,8 @@ def _confusion_metrics(cms: np.ndarray) -> dict[str, np.ndarray]:
     cms = np.asarray(cms, dtype=float)
     tp = np.diagonal(cms, axis1=-2, axis2=-1)
     support, predicted = cms.sum(axis=-1), cms.sum(axis=-2)
-    recall = _safe_div(tp, support, np.nan)
-    f1 = _safe_div(2 * tp, support + predicted, np.nan)
+    recall = safe_div(tp, support, np.nan)
+    f1 = safe_div(2 * tp, support + predicted, np.nan)
     metrics = {
         "accuracy": tp.sum(axis=-1) / support.sum(axis=-1),
         "balanced_accuracy": _nanmean_last(recall),
@@ -116,9 +104,9 @@ def _confusion_metrics(cms: np.ndarray) -> dict[str, np.ndarray]:
     n = cms.sum(axis=(-2, -1))
     distance = np.abs(np.arange(k)[:, None] - np.arange(k)[None, :])
     expected = support[..., :, None] * predicted[..., None, :] / np.maximum(n, 1)[..., None, None]
-    metrics["quadratic_kappa"] = 1.0 - _safe_div((cms * distance ** 2).sum(axis=(-2, -1)),
+    metrics["quadratic_kappa"] = 1.0 - safe_div((cms * distance ** 2).sum(axis=(-2, -1)),
                                                  (expected * distance ** 2).sum(axis=(-2, -1)), np.nan)
-    metrics["stage_mae"] = _safe_div((cms * distance).sum(axis=(-2, -1)), n, np.nan)
+    metrics["stage_mae"] = safe_div((cms * distance).sum(axis=(-2, -1)), n, np.nan)
     if k > 2:
         metrics["macro_f1_excl_last"] = _nanmean_last(f1[..., :-1])
         metrics["balanced_accuracy_excl_last"] = _nanmean_last(recall[..., :-1])
@@ -128,17 +116,17 @@ def _confusion_metrics(cms: np.ndarray) -> dict[str, np.ndarray]:
 def _confusion_summary(cm: np.ndarray, class_names: Sequence[str]) -> dict:
     """Headline metrics, per-class table and confusion matrices (counts, row-normalised) of one matrix."""
     tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
-    precision, recall = _safe_div(tp, predicted, 0.0), _safe_div(tp, support, 0.0)
-    f1 = _safe_div(2 * tp, support + predicted, 0.0)
+    precision, recall = safe_div(tp, predicted, 0.0), safe_div(tp, support, 0.0)
+    f1 = safe_div(2 * tp, support + predicted, 0.0)
     per_class = {
         name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
         for i, name in enumerate(class_names)
     }
     return {
-        **{name: _num(value) for name, value in _confusion_metrics(cm).items()},
+        **{name: as_number(value) for name, value in _confusion_metrics(cm).items()},
         "per_class": per_class,
         "confusion_matrix": cm.astype(int).tolist(),
-        "confusion_matrix_normalized": _safe_div(cm, support[:, None], 0.0).tolist(),
+        "confusion_matrix_normalized": safe_div(cm, support[:, None], 0.0).tolist(),
     }
 
 
@@ -165,36 +153,6 @@ def aggregate_by_group(
     if mixed:
         raise ValueError(f"{len(mixed)} scan(s) mix labels across their slices, e.g. {mixed[:5]}")
     return sums / np.bincount(inverse, minlength=n)[:, None], lowest, ids
-
-
-def expected_calibration_error(probs: np.ndarray, y_true: Sequence[int], n_bins: int = 15) -> tuple[float, list[dict]]:
-    """ECE on max-probability confidence with equal-width bins, and reliability-diagram bins.
-
-    Bin b covers [b/n_bins, (b+1)/n_bins), the last bin also holds 1.0.
-    ECE = sum_b (n_b / N) * |accuracy_b - mean confidence_b|. Empty bins have None confidence/accuracy.
-    """
-    p = np.asarray(probs, dtype=float)
-    y = np.asarray(y_true, dtype=np.int64).reshape(-1)
-    confidence = p.max(axis=1)
-    correct = (p.argmax(axis=1) == y).astype(float)
-    idx = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    count = np.bincount(idx, minlength=n_bins)
-    conf_sum = np.bincount(idx, weights=confidence, minlength=n_bins)
-    correct_sum = np.bincount(idx, weights=correct, minlength=n_bins)
-    ece = float(np.abs(correct_sum - conf_sum).sum() / len(y))
-    mean_conf, accuracy = _safe_div(conf_sum, count, np.nan), _safe_div(correct_sum, count, np.nan)
-    bins = [
-        {
-            "lower": b / n_bins,
-            "upper": (b + 1) / n_bins,
-            "center": (b + 0.5) / n_bins,
-            "confidence": _num(mean_conf[b]),
-            "accuracy": _num(accuracy[b]),
-            "count": int(count[b]),
-        }
-        for b in range(n_bins)
-    ]
-    return ece, bins
 
 
 def bootstrap_ci(
@@ -254,8 +212,8 @@ def _binary_metrics(y: np.ndarray, p_positive: np.ndarray, threshold: float, pos
         "positive_class": positive_class,
         "auc": auc,
         "threshold": float(threshold),
-        "sensitivity": _num(_safe_div(tp, tp + fn, np.nan)),
-        "specificity": _num(_safe_div(tn, tn + fp, np.nan)),
+        "sensitivity": as_number(safe_div(tp, tp + fn, np.nan)),
+        "specificity": as_number(safe_div(tn, tn + fp, np.nan)),
         "tp": tp,
         "fn": fn,
         "tn": tn,
@@ -280,7 +238,7 @@ def _weighted_auc(weights: np.ndarray, positive: np.ndarray, score: np.ndarray) 
     wn = np.add.reduceat(w * ~positive[order], starts, axis=1)
     below = np.cumsum(wn, axis=1) - wn
     num = (wp * (below + 0.5 * wn)).sum(axis=1)
-    return _safe_div(num, wp.sum(axis=1) * wn.sum(axis=1), np.nan)
+    return safe_div(num, wp.sum(axis=1) * wn.sum(axis=1), np.nan)
 
 
 def _binary_auc(y: np.ndarray, p: np.ndarray, slice_scan: np.ndarray, scan_y: np.ndarray, scan_p: np.ndarray,
@@ -345,7 +303,7 @@ def evaluate_predictions(
 
     ``n_boot=0`` skips the bootstrap (``ci`` is then None). See the module docstring for conventions.
     """
-    y, p, groups = _check_inputs(y_true, probs, class_names, groups)
+    y, p, groups = check_inputs(y_true, probs, class_names, groups)
     names = [str(c) for c in class_names]
     k = len(names)
     scan_probs, scan_y, scan_ids = aggregate_by_group(p, y, groups)
@@ -384,166 +342,3 @@ def evaluate_predictions(
     if k == 2:
         result["binary"] = _binary_metrics(y, p[:, 1], threshold, names[1], roc[names[1]]["auc"])
     return result
-
-
-# ----------------------------------------------------------------------------- report
-def _fmt(value: float | None, digits: int = 3) -> str:
-    """A number with fixed digits, or "n/a"."""
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def value_with_ci(result: dict | None, level: str, metric: str, missing: str = "n/a") -> str:
-    """"value [low, high]" of one metric of a result at one level (no brackets without a CI);
-    `missing` when the result or the value is absent."""
-    value = ((result or {}).get(level) or {}).get(metric)
-    if value is None:
-        return missing
-    ci = ((result.get("ci") or {}).get(level) or {}).get(metric)
-    return f"{_fmt(value)} [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else _fmt(value)
-
-
-def binary_auc_with_ci(result: dict | None, level: str = "scan", missing: str = "n/a") -> str:
-    """The impaired-vs-first-class AUC of a result at `level`, with its CI."""
-    return value_with_ci({level: {"auc": ((result or {}).get("binary_auc") or {}).get(level)},
-                          "ci": {level: {"auc": (((result or {}).get("binary_auc") or {}).get("ci") or {}).get(level)}}},
-                         level, "auc", missing)
-
-
-def _matrix_lines(matrix: list[list[int]], names: list[str]) -> list[str]:
-    """A confusion matrix as text rows, class names on both axes."""
-    width = max(len(n) for n in names) + 2
-    cell = max(9, max(len(str(v)) for row in matrix for v in row) + 2)
-    lines = [" " * width + "".join(f"{n[:cell - 1]:>{cell}}" for n in names)]
-    lines += [f"{name:<{width}}" + "".join(f"{v:>{cell}}" for v in row) for name, row in zip(names, matrix)]
-    return lines
-
-
-def format_report(result: dict) -> str:
-    """Plain-text report: headline metrics with CIs, per-class table, confusion matrices."""
-    names = result["class_names"]
-    boot = result["bootstrap"]
-    ci_note = (
-        f"{boot['confidence']:.0%} CI: percentile bootstrap over {boot.get('unit', 'scan')}s, n={boot['n_boot']}, seed={boot['seed']}"
-        if result.get("ci")
-        else "no bootstrap"
-    )
-    lines = [f"Evaluation on {result['n_slices']} slices from {result['n_scans']} scans ({ci_note})", ""]
-    headline = [("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"), ("macro-F1", "macro_f1")]
-    if result["excluded_class"] is not None:
-        headline.append((f"macro-F1 excl. {result['excluded_class']}", "macro_f1_excl_last"))
-        headline.append((f"bal. acc. excl. {result['excluded_class']}", "balanced_accuracy_excl_last"))
-    label_width = max(len(label) for label, _ in headline) + 2
-    lines.append(f"{'':<{label_width}}{'slice':<26}{'scan':<26}")
-    for label, key in headline:
-        lines.append(f"{label:<{label_width}}{value_with_ci(result, 'slice', key):<26}{value_with_ci(result, 'scan', key):<26}")
-    for label, key in (("quadratic kappa", "quadratic_kappa"), ("stage MAE", "stage_mae")):
-        if key in result["slice"]:
-            lines.append(f"{label:<{label_width}}{value_with_ci(result, 'slice', key):<26}{value_with_ci(result, 'scan', key):<26}")
-    s = result["slice"]
-    if result.get("binary_auc"):
-        lines.append(f"{'impaired AUC':<{label_width}}{binary_auc_with_ci(result, 'slice'):<26}"
-                     f"{binary_auc_with_ci(result, 'scan'):<26}")
-    lines += [
-        "",
-        f"ROC AUC (macro, one-vs-rest): {_fmt(s['roc_auc_macro'])}   ECE: {_fmt(result['calibration']['ece'])}"
-        f"   NLL: {_fmt(s['nll'])}   Brier: {_fmt(s['brier'])}",
-        "",
-        "Per class (slice level):",
-    ]
-    width = max(len(n) for n in names) + 2
-    lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>8}{'f1':>8}{'auc':>8}{'support':>9}")
-    for name in names:
-        row = s["per_class"][name]
-        lines.append(
-            f"{name:<{width}}{row['precision']:>10.3f}{row['recall']:>8.3f}{row['f1']:>8.3f}"
-            f"{_fmt(result['roc'][name]['auc']):>8}{row['support']:>9}"
-        )
-    for level in ("slice", "scan"):
-        lines += ["", f"Confusion matrix ({level} level; rows = true, columns = predicted):"]
-        lines += _matrix_lines(result[level]["confusion_matrix"], names)
-    if "binary" in result:
-        b = result["binary"]
-        lines += [
-            "",
-            f"Binary ({b['positive_class']} positive): AUC {_fmt(b['auc'])}; at P >= {b['threshold']:g}: "
-            f"sensitivity {_fmt(b['sensitivity'])}, specificity {_fmt(b['specificity'])} "
-            f"(TP {b['tp']}, FN {b['fn']}, TN {b['tn']}, FP {b['fp']})",
-        ]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-# ----------------------------------------------------------------------------- prediction tables
-def predictions_table(
-    paths: Sequence, groups: Sequence[str] | None, y_true: Sequence[int], probs: np.ndarray, class_names: Sequence[str]
-) -> pd.DataFrame:
-    """One row per slice: path, group, true, predicted (class names), p_<class> per class.
-
-    ``groups`` None gives each slice its own group (its row number).
-    """
-    y, p, groups = _check_inputs(y_true, probs, class_names, groups)
-    names = [str(c) for c in class_names]
-    if len(paths) != len(y):
-        raise ValueError(f"{len(paths)} paths for {len(y)} slices")
-    table = pd.DataFrame(
-        {
-            "path": [str(x) for x in paths],
-            "group": [str(g) for g in groups],
-            "true": [names[i] for i in y],
-            "predicted": [names[i] for i in p.argmax(axis=1)],
-        }
-    )
-    for i, name in enumerate(names):
-        table[f"p_{name}"] = p[:, i]
-    return table
-
-
-def metrics_from_predictions_csv(
-    path_or_df: str | Path | pd.DataFrame, class_names: Sequence[str] | None = None, **kw
-) -> dict:
-    """Re-run :func:`evaluate_predictions` on a :func:`predictions_table` (DataFrame or CSV path).
-
-    Class names default to the ``p_<class>`` columns in order; the ``predicted`` column is ignored
-    (recomputed from the probabilities); without a ``group`` column each slice is its own scan.
-    ``kw`` goes to :func:`evaluate_predictions`.
-    """
-    if isinstance(path_or_df, pd.DataFrame):
-        table = path_or_df
-    else:
-        table = pd.read_csv(path_or_df, dtype={"path": str, "group": str, "true": str}, float_precision="round_trip")
-    names = [c[2:] for c in table.columns if c.startswith("p_")] if class_names is None else list(class_names)
-    missing = [c for c in ["true", *(f"p_{n}" for n in names)] if c not in table.columns]
-    if not names or missing:
-        raise ValueError(f"prediction table lacks columns {missing or ['p_<class>']}")
-    index = {name: i for i, name in enumerate(names)}
-    unknown = sorted(set(table["true"].astype(str)) - set(index))
-    if unknown:
-        raise ValueError(f"unknown true labels {unknown}; expected one of {names}")
-    y = table["true"].astype(str).map(index).to_numpy(dtype=np.int64)
-    probs = table[[f"p_{n}" for n in names]].to_numpy(dtype=float)
-    groups = table["group"].astype(str).tolist() if "group" in table.columns else None
-    return evaluate_predictions(y, probs, names, groups, **kw)
-
-
-# ----------------------------------------------------------------------------- temperature scaling
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax, numerically stable."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(logits / temperature), row-wise."""
-    return np.exp(_log_softmax(np.asarray(logits, dtype=float) / temperature))
-
-
-def fit_temperature(logits: np.ndarray, y_true: Sequence[int]) -> float:
-    """Temperature T minimising the NLL of softmax(logits / T), searched on log T in [-3, 3]."""
-    z = np.asarray(logits, dtype=float)
-    y = np.asarray(y_true, dtype=np.int64).reshape(-1)
-    rows = np.arange(len(y))
-
-    def nll(log_t: float) -> float:
-        return float(-_log_softmax(z / np.exp(log_t))[rows, y].mean())
-
-    best = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-6})
-    return float(np.exp(best.x))

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from mrivision.evaluation import ood_probes
+from mrivision.evaluation.metrics import evaluate_predictions
 from mrivision.inputs.framing import brain_mask
 
 if TYPE_CHECKING:
@@ -63,11 +64,13 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def _answers(predictor: "Predictor", images: Sequence[np.ndarray], labels: np.ndarray | None = None) -> dict[str, float]:
-    """Slice accuracy (with `labels`) and the share flagged as unlike the training data, from one pass."""
+    """Slice accuracy (with `labels`, through the evaluation protocol) and the share flagged as unlike
+    the training data, from one pass."""
     preds = [p for i in range(0, len(images), 32) for p in predictor.predict_many(images[i:i + 32])]
-    out = {"flagged": float(np.mean([p.out_of_distribution for p in preds])) if predictor.card.get("ood") else float("nan")}
+    out = {"flagged": float(np.mean([p.out_of_distribution for p in preds])) if predictor.card.ood else float("nan")}
     if labels is not None:
-        out["accuracy"] = float(np.mean([predictor.class_names.index(p.label) == y for p, y in zip(preds, labels)]))
+        probs = np.array([list(p.probabilities.values()) for p in preds])
+        out["accuracy"] = evaluate_predictions(labels, probs, predictor.class_names, n_boot=0)["slice"]["accuracy"]
     return out
 
 

@@ -7,7 +7,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from mrivision.inputs.datasets import fingerprint, load_dataset, read_sample, subjects_of
-from mrivision.evaluation.metrics import evaluate_predictions, predictions_table
+from mrivision.evaluation.metrics import evaluate_predictions
+from mrivision.evaluation.tables import predictions_table
 from mrivision.inference.predictor import Predictor
 
 

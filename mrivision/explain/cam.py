@@ -28,7 +28,7 @@ from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from mrivision.model.zoo import MRINet
-from mrivision.inputs.framing import Frame, unframe
+from mrivision.inputs.framing import Frame, brain_region, unframe
 from mrivision.inputs.transforms import frame, normalise
 
 METHODS: dict[str, type] = {
@@ -41,6 +41,21 @@ METHODS: dict[str, type] = {
     "scorecam": ScoreCAM,
     "random": RandomCAM,  # baseline: random channel weights on the same activations
 }
+
+SCORES = ("logit", "probability")  # what the heatmap explains: the class's logit or its softmax probability
+
+
+class _Probability:
+    """CAM target: the softmax probability of `category` (None: the predicted class). Unlike the
+    logit, it does not rise with evidence every class shares, only with what sets the class apart."""
+
+    def __init__(self, category: int | None) -> None:
+        self.category = category
+
+    def __call__(self, output: torch.Tensor) -> torch.Tensor:
+        k = int(output.argmax(-1)) if self.category is None else self.category
+        return torch.softmax(output, dim=-1)[..., k]
+
 
 COLORMAPS: dict[str, int] = {
     "jet": cv2.COLORMAP_JET,
@@ -100,9 +115,19 @@ def _to_input(heat: np.ndarray, frame: Frame) -> np.ndarray:
     return np.clip((out - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
+def mask_to_brain(heat: np.ndarray, img: np.ndarray) -> np.ndarray:
+    """`heat` zeroed outside the slice's brain (`framing.brain_region`), rescaled to a maximum of 1."""
+    out = np.where(brain_region(img), heat, 0.0).astype(np.float32)
+    top = float(out.max())
+    return out / top if top > 1e-6 else out
+
+
 def explain(model: MRINet, img: np.ndarray, method: str = "gradcam", target: int | None = None,
-            aug_smooth: bool = False, batch_size: int = 16) -> np.ndarray:
-    """Heatmap (float32, [0,1], same shape as `img`) of what drives class `target` (None: predicted).
+            aug_smooth: bool = False, batch_size: int = 16, layer: str | None = None,
+            brain_only: bool = True, score: str = "logit") -> np.ndarray:
+    """Heatmap (float32, [0,1], same shape as `img`) of what drives class `target` (None: predicted),
+    at `layer` (a module name; default the spec's `target_layer`), zero outside the brain unless
+    `brain_only=False`; `score`: explain the class's "logit" or its softmax "probability".
 
     `img` is a [0,1] HxW slice of any size. `batch_size`: masked inputs per forward pass for
     ScoreCAM, which runs one per channel of the target layer (16 was as fast as 64 on CPU;
@@ -124,8 +149,16 @@ def explain(model: MRINet, img: np.ndarray, method: str = "gradcam", target: int
     device = next(model.parameters()).device
     canvas, placed = frame(img, model.spec)
     x = torch.from_numpy(normalise([canvas], model.spec)).to(device).requires_grad_(True)
-    layers = model.target_layers()
-    targets = None if target is None else [ClassifierOutputTarget(int(target))]
+    try:
+        layers = model.target_layers(layer)
+    except AttributeError:
+        raise ValueError(f"{layer!r} is not a layer of {model.spec.name}") from None
+    if score not in SCORES:
+        raise ValueError(f"unknown CAM score {score!r}; choose from {', '.join(SCORES)}")
+    if score == "probability":
+        targets = [_Probability(None if target is None else int(target))]
+    else:
+        targets = None if target is None else [ClassifierOutputTarget(int(target))]
     with _gradients_to_input_only(model):
         cam = cam_class(model=model, target_layers=layers)
         # Swap in thread-filtered hooks. Released in `finally` rather than by `with cam:`, whose
@@ -138,11 +171,14 @@ def explain(model: MRINet, img: np.ndarray, method: str = "gradcam", target: int
         finally:
             cam.activations_and_grads.release()
             cam.outputs = None  # drop the retained graph now rather than at garbage collection
-    return _to_input(heat, placed)
+    heat = _to_input(heat, placed)
+    return mask_to_brain(heat, img) if brain_only else heat
 
 
-def overlay(img: np.ndarray, heat: np.ndarray, alpha: float = 0.45, colormap: str = "jet") -> np.ndarray:
-    """RGB float [0,1] HxWx3: the colour-mapped heatmap blended (weight `alpha`) on the gray slice."""
+def overlay(img: np.ndarray, heat: np.ndarray, alpha: float = 0.45, colormap: str = "jet",
+            brain_only: bool = True) -> np.ndarray:
+    """RGB float [0,1] HxWx3: the colour-mapped heatmap blended (weight `alpha`) on the gray slice,
+    inside the brain only (`framing.brain_region`) unless `brain_only=False`."""
     if colormap not in COLORMAPS:
         raise ValueError(f"unknown colormap {colormap!r}; choose from {', '.join(COLORMAPS)}")
     if not 0.0 <= alpha <= 1.0:
@@ -153,4 +189,5 @@ def overlay(img: np.ndarray, heat: np.ndarray, alpha: float = 0.45, colormap: st
         raise ValueError(f"need a 2-D slice and a heatmap of the same shape, got {img.shape} and {heat.shape}")
     colour = cv2.applyColorMap(np.uint8(np.round(heat * 255)), COLORMAPS[colormap])
     colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-    return np.clip((1.0 - alpha) * img[..., None] + alpha * colour, 0.0, 1.0).astype(np.float32)
+    weight = alpha * (brain_region(img) if brain_only else np.ones(img.shape, bool))[..., None]
+    return np.clip((1.0 - weight) * img[..., None] + weight * colour, 0.0, 1.0).astype(np.float32)

@@ -274,13 +274,14 @@ def export_engine(model: nn.Module, weights: Path, weights_sha256: str, atol: fl
     """Write the engine file of `weights` (see `mrivision.inference.engine_file`) for `model`, loaded from them.
 
     The graph is the one `optimize_for_inference` builds and checks for the "onnxruntime" backend
-    (eager logits within `atol`), else ValueError and no file. Written beside the weights, atomically.
+    (eager logits within `atol`), else ValueError and no file. Written atomically to `engine_path`.
     """
     with _BUILD_LOCK:
         fast = optimize_for_inference(model, backends=["onnxruntime"], atol=atol)
     if fast.backend != "onnxruntime":
         raise ValueError(f"the ONNX graph was not usable: {'; '.join(fast.info.notes)}")
-    path = engine_path(weights)
+    path = engine_path(weights, for_writing=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_bytes(_with_metadata(fast.runner.onnx, {STAMP_KEY: weights_sha256,

@@ -13,7 +13,7 @@ copy fitted to the model's aspect ratio with black padding (as the model sees it
   many), and how much of its bounding box it fills.
 
 The detector is a Mahalanobis distance to the statistics of the training slices and of one
-jittered copy of each (`jitter`: scale, tilt, shift, flip, contrast), standardised, with a little
+jittered copy of each (`OOD_JITTER`: scale, tilt, shift, flip, contrast), standardised, with a little
 covariance shrinkage. The copies matter: the original test slices come from other slice levels
 than the training ones, and a Gaussian fitted to the training slices alone flagged ~45% of them.
 The threshold is the 99th percentile of *out-of-fold* distances (5-fold cross-fitting), so it is
@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from mrivision.inputs.transforms import fit_to_size
+from mrivision.inputs.transforms import Augment, fit_to_size
 
 VERSION = 3  # 3: statistics of the canonically framed canvas (2: of the letterboxed slice)
 STAT_NAMES = ("background_fraction", "border_mean", "foreground_mean", "foreground_std", "foreground_p10",
@@ -118,18 +118,11 @@ def _mahalanobis(z: np.ndarray, inv: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, inv, z), 0))
 
 
-def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A plausible variant of a training slice: another slice level or head size (scale), a tilt,
-    a shift, a flip, and another contrast (gain, and gamma from exp(-0.5) to exp(0.5)). Widens the fitted distribution from
-    "these training slices" to "axial slices like these"."""
-    img = np.asarray(img, np.float32)
-    h, w = img.shape
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-10, 10), rng.uniform(0.85, 1.12))
-    m[:, 2] += rng.uniform(-0.04, 0.04, 2) * (w, h)
-    out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
-    return np.clip(np.clip(out, 0, 1) ** np.exp(rng.uniform(-0.5, 0.5)) * rng.uniform(0.85, 1.15), 0, 1)
+# A plausible variant of a training slice: another slice level or head size (scale), a tilt, a
+# shift, a flip, and another contrast (gain, and gamma from exp(-0.5) to exp(0.5)). Widens the
+# fitted distribution from "these training slices" to "axial slices like these".
+OOD_JITTER = Augment(rotate_deg=10.0, scale_range=(0.85, 1.12), translate=0.04, hflip=0.5, brightness=0.0,
+                     contrast=0.15, gamma=0.5)
 
 
 def fit_ood(images: Sequence[np.ndarray], quantile: float = 0.99, folds: int = 5, jitters: int = 1,
@@ -137,7 +130,7 @@ def fit_ood(images: Sequence[np.ndarray], quantile: float = 0.99, folds: int = 5
     """Fit the detector on training slices; returns what the model card stores (JSON-ready).
 
     At most `max_images` slices (a random subset) are used, each with `jitters` jittered copies
-    (`jitter`); the Gaussian is fitted to both. The threshold is the `quantile` of out-of-fold
+    (`OOD_JITTER`); the Gaussian is fitted to both. The threshold is the `quantile` of out-of-fold
     distances (slices and their copies, `folds`-fold cross-fitting by slice), so about
     ``1 - quantile`` of new slices like the training ones are expected to be flagged.
     """
@@ -150,7 +143,7 @@ def fit_ood(images: Sequence[np.ndarray], quantile: float = 0.99, folds: int = 5
         images = [images[i] for i in sorted(rng.choice(n, max_images, replace=False))]
     template = np.mean([_views(im)[1] for im in images], axis=0)
     stats = np.stack([slice_stats(im, template) for im in images])
-    copies = np.array([slice_stats(jitter(im, rng), template) for im in images for _ in range(jitters)])
+    copies = np.array([slice_stats(OOD_JITTER(np.asarray(im, np.float32), rng), template) for im in images for _ in range(jitters)])
     copies = copies.reshape(-1, stats.shape[1])
     fold = rng.permutation(len(stats)) % folds
     copy_fold = np.repeat(fold, jitters)

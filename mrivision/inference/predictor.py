@@ -1,85 +1,64 @@
 """`Predictor`: a loaded model with its card; predict() and explain() for one slice or many.
 
-Predictions run on the fastest path available: the model's engine file (`mrivision export`,
-ONNX Runtime without torch; see `onnx_engine`), else an engine built in memory on first use
-(`fast_inference`), else the eager PyTorch model. This module imports no torch itself: a
-Predictor loaded with an engine file predicts before torch is ever imported, and loads the
-PyTorch model only when it is needed (`explain`, `model`) or asked to ahead of time (`warm_up`).
+Predictions run on the fastest backend available (`backends`): the model's engine file
+(`mrivision export`, ONNX Runtime without torch), else an engine built in memory on first use,
+else the eager PyTorch model. This module imports no torch itself: a Predictor loaded with an
+engine file predicts before torch is ever imported, and loads the PyTorch model only when it is
+needed (`explain`, `model`) or asked to ahead of time (`warm_up`).
 """
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from mrivision.model.card import list_shipped, read_card, resolve, verify_weights
+from mrivision.model.card import ModelCard, list_shipped, resolve, verify_weights
 from mrivision.errors import ModelLoadError
 from mrivision.inputs.framing import Frame
+from mrivision.inference.backends import Backend, Eager, TorchModel, choose
 from mrivision.inference.engine_file import OnnxEngine, load_engine
 from mrivision.model.spec import ModelSpec
+from mrivision.evaluation.calibration import softmax
 from mrivision.evaluation.stages import expected_stage
 from mrivision.inference.ood import assess, ood_warnings
+from mrivision.inference.fusion import Fusion
+from mrivision.inference.prediction import Prediction
 from mrivision.inputs.transforms import frame, normalise
 
 if TYPE_CHECKING:
-    from mrivision.inference.in_memory import LazyFast
     from mrivision.model.zoo import MRINet
     from mrivision.inference.scan import ScanPrediction
-    from mrivision.inputs.volume import Volume
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The model's answer for one slice."""
-
-    label: str
-    probabilities: dict[str, float]
-    model: str
-    confidence: float
-    warnings: tuple[str, ...] = field(default_factory=tuple)
-    out_of_distribution: bool = False  # the input looks unlike the training slices (see `warnings`)
-    ood_score: float | None = None  # OOD distance over its threshold (> 1: flagged); None without a detector
-    expected_stage: float = 0.0  # sum_k k * P(class k), k = 0 (first class) ... K-1: a severity score
-    stage_spread: float = 0.0  # standard deviation of the stage under the probabilities
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    from mrivision.inputs.volume import Source, Volume
 
 
 class Predictor:
-    """Thread-safe inference over one model. CAM calls hold `lock` (hooks on a shared model).
+    """Thread-safe inference over one model: its card, preprocessing and backend. CAM calls, and
+    the warm-up's loading and building, hold `lock` (hooks on a shared model).
 
     Give it the PyTorch `model`, or an `engine` with a `load_torch_model` callable that makes the
     model when it is first needed. `fast=False`: eager PyTorch only; `build=False`: no in-memory
     engine is built (an engine file still serves, else the eager model).
     """
 
-    def __init__(self, model: MRINet | None = None, card: dict[str, Any] | None = None, fast: bool = True, *,
+    def __init__(self, model: MRINet | None = None, card: ModelCard | None = None, fast: bool = True, *,
                  build: bool = True, engine: OnnxEngine | None = None,
                  load_torch_model: Callable[[], MRINet] | None = None) -> None:
-        if model is None and load_torch_model is None:
-            raise ValueError("a Predictor needs a model or a way to load one")
-        self.card = card or {}
-        self.spec: ModelSpec = model.spec if model is not None else ModelSpec.from_dict(self.card["spec"])
-        self.name = self.card.get("name", self.spec.name)
+        self._torch = TorchModel(model, load_torch_model)
+        if card is None and model is None:
+            raise ValueError("a Predictor needs a model or a card")
+        self.card: ModelCard = card if card is not None else ModelCard.for_spec(model.spec)
+        self.spec: ModelSpec = model.spec if model is not None else self.card.spec
+        self.name = self.card.name
         self.class_names = tuple(self.spec.class_names)
-        self.temperature = float(self.card.get("temperature", 1.0))
-        self.tta = bool(self.card.get("preprocessing", {}).get("tta_hflip", False))
-        self.fast = fast
-        self.build = fast and build
+        self.temperature = self.card.temperature
+        self.tta = self.card.tta_hflip
+        self.fusion = Fusion.from_dict(self.card.fusion) if self.card.fusion else None
         self.engine = engine if fast else None
+        self.backend: Backend = choose(self._torch, engine, fast, build)
+        self._eager = Eager(self._torch)  # answers while a background warm-up prepares the backend
         self.lock = threading.Lock()
-        self._model = model.eval() if model is not None else None
-        self._load_torch_model = load_torch_model
-        self._model_lock = threading.Lock()
-        self._lazy_fast: LazyFast | None = None  # the in-memory engine, when there is no engine file
-        self._fast_lock = threading.Lock()
         self._warming: threading.Thread | None = None
 
     @classmethod
@@ -87,57 +66,41 @@ class Predictor:
         """A shipped name (or "default"), or a `.safetensors`/`.json` path. With `fast`, the model's
         engine file serves predictions when it matches the card's weights and spec; torch loads later."""
         weights, card_path = resolve(name_or_path)
-        card = read_card(card_path)
+        card = ModelCard.read(card_path)
         try:
-            engine = load_engine(weights, card, ModelSpec.from_dict(card["spec"])) if fast else None
+            engine = load_engine(weights, card) if fast else None
             if engine is None:
                 from mrivision.model.weights import load_weights
 
-                model, card = load_weights(weights)
+                model, _ = load_weights(weights)  # the card read above: a fusion card shares its base's weights
                 return cls(model, card, fast=fast, build=build)
             verify_weights(weights, card)  # load_engine matched the engine to the card's (non-empty) SHA-256
             return cls(card=card, engine=engine,
-                       load_torch_model=lambda: _load_torch_model(weights, card["weights_sha256"]))
+                       load_torch_model=lambda: _load_torch_model(weights, card.weights_sha256))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelLoadError(f"model card {card_path} could not be used: {exc}") from exc
 
     @property
     def model(self) -> MRINet:
         """The PyTorch model (loaded on first use when the Predictor came with an engine file)."""
-        if self._model is None:
-            with self._model_lock:
-                if self._model is None:
-                    self._model = self._load_torch_model().eval()
-        return self._model
+        return self._torch.get()
 
     @property
     def model_loaded(self) -> bool:
         """Whether the PyTorch model (for `explain`) is in memory already."""
-        return self._model is not None
+        return self._torch.loaded
 
     def engine_info(self) -> dict[str, Any]:
         """What serves predictions ("backend"), its checked logit difference from eager, and notes."""
-        if self.engine is not None:
-            return {"backend": "onnxruntime (engine file)", "max_abs_diff": self.engine.max_abs_diff, "notes": []}
-        lazy = self._lazy_fast
-        if self.build and lazy is not None and lazy.built:
-            info = lazy.get().info
-            return {"backend": info.backend, "max_abs_diff": info.max_abs_diff, "notes": list(info.notes)}
-        return {"backend": "eager" if self.build else "eager (fast path off)", "max_abs_diff": 0.0, "notes": []}
+        return self._serving().info()
+
+    def _serving(self) -> Backend:
+        """The backend, or the eager model while a background warm-up still prepares it."""
+        return self.backend if self._warming is None or self.backend.ready else self._eager
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Logits for a preprocessed float32 batch (N, 1, H, W) on the fastest ready path (no TTA)."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if self.engine is not None:
-            return self.engine.run(x)
-        import torch
-
-        # while a background build runs, the eager model answers (the engine is built outside inference mode)
-        lazy = self._lazy_fast
-        use_fast = self.build and len(x) and ((lazy is not None and lazy.built) or self._warming is None)
-        model = self._fast().get() if use_fast else self.model
-        with torch.inference_mode():
-            return model(torch.from_numpy(x)).float().numpy()
+        """Logits for a preprocessed float32 batch (N, 1, H, W) on the fastest ready backend (no TTA)."""
+        return self._serving().run(np.ascontiguousarray(x, dtype=np.float32))
 
     def logits(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """Raw logits (N, classes); averaged over a horizontal flip when the card asks for TTA."""
@@ -155,15 +118,6 @@ class Predictor:
                 y = self.forward(x)
             out.append(y)
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
-
-    def _fast(self) -> LazyFast:
-        """The in-memory engine's builder (made once; it builds on its first `get`)."""
-        with self._fast_lock:
-            if self._lazy_fast is None:
-                from mrivision.inference.in_memory import LazyFast
-
-                self._lazy_fast = LazyFast(self.model)
-            return self._lazy_fast
 
     def warm_up(self, background: bool = False) -> "Predictor":
         """Make the first prediction and explanation quick: load the PyTorch model (for CAM) and,
@@ -186,9 +140,8 @@ class Predictor:
 
     def _load_and_build(self) -> None:
         with self.lock:  # no CAM hooks come and go while the model is loaded or copied
-            self.model  # noqa: B018  (loads it)
-            if self.build and self.engine is None:
-                self._fast().get()
+            self._torch.get()
+            self.backend.prepare()
 
     def _warm_quietly(self) -> None:
         try:
@@ -197,8 +150,12 @@ class Predictor:
             self._warming = None
 
     def predict_proba(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        """Calibrated class probabilities (temperature-scaled softmax)."""
-        return softmax(self.logits(images, batch_size) / self.temperature)
+        """Calibrated class probabilities (temperature-scaled softmax; then the card's fusion, if any)."""
+        return self._fused(softmax(self.logits(images, batch_size), self.temperature), images)
+
+    def _fused(self, probs: np.ndarray, images: Sequence[np.ndarray]) -> np.ndarray:
+        """The network's probabilities, through the card's fusion model when it has one (`inference.fusion`)."""
+        return probs if self.fusion is None else self.fusion.apply(probs, self.class_names, images)
 
     def predict(self, img: np.ndarray) -> Prediction:
         return self.predict_many([img])[0]
@@ -208,8 +165,8 @@ class Predictor:
         """`predict` for several slices in one batch; `framed`: their `transforms.frame` results, if
         the caller has them already."""
         framed = [frame(im, self.spec) for im in images] if framed is None else framed
-        probs = softmax(self.canvas_logits([canvas for canvas, _ in framed]) / self.temperature)
-        ood_card = self.card.get("ood")
+        probs = self._fused(softmax(self.canvas_logits([canvas for canvas, _ in framed]), self.temperature), images)
+        ood_card = self.card.ood
         out = []
         for img, (canvas, placed), p in zip(images, framed, probs):
             k = int(p.argmax())
@@ -228,21 +185,28 @@ class Predictor:
             ))
         return out
 
-    def predict_scan(self, volume: "Volume | Sequence[np.ndarray] | np.ndarray") -> "ScanPrediction":
-        """One stage for a whole scan (`mrivision.inference.scan.predict_scan`): a `Volume` or 2-D slices in order."""
+    def predict_scan(self, volume: "Volume | Source | Sequence[Source] | Sequence[np.ndarray] | np.ndarray",
+                     names: Sequence[str] | None = None) -> "ScanPrediction":
+        """One stage for a whole scan (`mrivision.inference.scan.predict_scan`): anything `load_volume`
+        reads (a path, bytes, DICOM files in any order, a zip; `names`: the file names of bytes), a
+        `Volume`, or 2-D slices in order."""
         from mrivision.inference.scan import predict_scan
 
-        return predict_scan(self, volume)
+        return predict_scan(self, volume, names)
 
-    def explain(self, img: np.ndarray, method: str = "gradcam", target: int | str | None = None,
+    def explain(self, img: np.ndarray, method: str | None = None, target: int | str | None = None,
                 aug_smooth: bool = False) -> np.ndarray:
-        """Heatmap in [0,1] at the input's resolution for `target` (default: the predicted class)."""
+        """Heatmap in [0,1] at the input's resolution for `target` (default: the predicted class),
+        zero outside the brain. `method` and the layer: the card's `cam` choice (`scripts/select_cam.py`),
+        else Grad-CAM at the spec's target layer."""
         from mrivision.explain.cam import explain
 
         if isinstance(target, str):
             target = self.class_names.index(target)
+        cam = self.card.cam or {}
         with self.lock:
-            return explain(self.model, img, method=method, target=target, aug_smooth=aug_smooth)
+            return explain(self.model, img, method=method or str(cam.get("method", "gradcam")), target=target,
+                           aug_smooth=aug_smooth, layer=cam.get("layer"), score=str(cam.get("score", "logit")))
 
 
 def load_model(name_or_path: str | Path, fast: bool = True, build: bool = True) -> Predictor:
@@ -261,7 +225,7 @@ def _load_torch_model(weights: Path, weights_sha256: str) -> MRINet:
     from mrivision.model.weights import load_weights
 
     model, card = load_weights(weights)
-    if card.get("weights_sha256") != weights_sha256:
+    if card.weights_sha256 != weights_sha256:
         raise ModelLoadError(f"{weights} changed after the model was loaded (retrained?): load the model again")
     return model
 

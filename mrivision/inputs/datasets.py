@@ -22,6 +22,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".dcm", ".ni
 MIN_GROUPS_FOR_VAL = 4
 GROUP_COLUMNS = ("group", "scan", "session_id", "subject_id", "subject", "participant_id")  # scan column, first found
 SUBJECT_COLUMNS = ("subject_id", "subject", "participant_id")  # the person, when scans are sessions of one
+IMAGE_COLUMNS = ("image", "img", "image_bytes", "bytes")  # a Parquet file's image column, first found
+LABEL_COLUMNS = ("label", "labels", "class", "target")
 _SCAN_NAME = re.compile(r"^(?P<slice>\d+)(?: \((?P<scan>\d+)\))?\.[A-Za-z]+$")
 
 
@@ -86,7 +88,7 @@ def _from_tree(root: Path, class_names: Sequence[str]) -> list[Sample]:
     return samples
 
 
-def _label_from_value(value: object, class_names: Sequence[str], label_names: Sequence[str] | None,
+def label_from_value(value: object, class_names: Sequence[str], label_names: Sequence[str] | None,
                       source: str) -> int:
     if isinstance(value, (int, np.integer)):
         if label_names is None:
@@ -120,7 +122,7 @@ def parquet_label_names(path: Path, label_col: str) -> list[str] | None:
     return None
 
 
-def _image_bytes(value: object) -> bytes:
+def image_bytes(value: object) -> bytes:
     if isinstance(value, dict):
         value = value.get("bytes")
     if not isinstance(value, (bytes, bytearray)):
@@ -132,8 +134,8 @@ def _from_parquet(path: Path, class_names: Sequence[str], label_names: Sequence[
     import pandas as pd
 
     df = pd.read_parquet(path)
-    image_col = next((c for c in ("image", "img", "image_bytes", "bytes") if c in df.columns), None)
-    label_col = next((c for c in ("label", "labels", "class", "target") if c in df.columns), None)
+    image_col = next((c for c in IMAGE_COLUMNS if c in df.columns), None)
+    label_col = next((c for c in LABEL_COLUMNS if c in df.columns), None)
     if image_col is None or label_col is None:
         raise ValueError(f"{path.name}: need an image column and a label column, found {list(df.columns)}")
     label_names = label_names or parquet_label_names(path, label_col)
@@ -141,9 +143,9 @@ def _from_parquet(path: Path, class_names: Sequence[str], label_names: Sequence[
     samples = []
     for i, row in enumerate(df.itertuples(index=False)):
         d = row._asdict()
-        label = _label_from_value(d[label_col], class_names, label_names, path.name)
+        label = label_from_value(d[label_col], class_names, label_names, path.name)
         group = str(d[group_col]) if group_col else f"row{i}"
-        samples.append(Sample(_image_bytes(d[image_col]), label, group, f"{path.name}#{i}"))
+        samples.append(Sample(image_bytes(d[image_col]), label, group, f"{path.name}#{i}"))
     return samples
 
 
@@ -160,7 +162,7 @@ def _from_manifest(path: Path, class_names: Sequence[str], label_names: Sequence
         file = (path.parent / str(row["path"])).resolve()
         raw = row["label"]
         value = int(raw) if str(raw).strip().lstrip("-").isdigit() else str(raw)
-        label = _label_from_value(value, class_names, label_names, path.name)
+        label = label_from_value(value, class_names, label_names, path.name)
         group = str(row[group_col]) if group_col and not _isna(row[group_col]) else str(row["path"])
         subject = str(row[subject_col]) if subject_col and not _isna(row[subject_col]) else ""
         samples.append(Sample(str(file), label, group, str(row["path"]), subject))

@@ -100,6 +100,12 @@ def brain_mask(img: np.ndarray, background: float | None = None) -> np.ndarray:
     return filled.astype(bool)
 
 
+def brain_region(img: np.ndarray) -> np.ndarray:
+    """`brain_mask` of a slice, or the whole slice when no brain is found (heatmaps are kept there)."""
+    mask = brain_mask(img)
+    return mask if mask.any() else np.ones(np.shape(img), bool)
+
+
 def canonicalize(img: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Frame]:
     """The slice in canonical framing on a `size` canvas, and its `Frame`.
 

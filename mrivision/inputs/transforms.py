@@ -46,10 +46,11 @@ def batch_array(images: Sequence[np.ndarray], spec: ModelSpec) -> np.ndarray:
 class Augment:
     """Anatomy-preserving augmentation of a framed canvas: small affine, horizontal flip,
     brightness/contrast, and (off by default) gamma, a smooth bias field, lost resolution and noise,
-    the ways other scanners and pipelines differ."""
+    the ways other scanners and pipelines differ. `OOD_JITTER` (`inference.ood`) is one setting of it."""
 
     rotate_deg: float = 8.0
     scale: float = 0.06
+    scale_range: tuple[float, float] | None = None  # (low, high) scale factor instead of 1 +- scale
     translate: float = 0.04
     hflip: float = 0.5
     brightness: float = 0.08
@@ -62,7 +63,7 @@ class Augment:
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = img.shape
         angle = rng.uniform(-self.rotate_deg, self.rotate_deg)
-        scale = 1.0 + rng.uniform(-self.scale, self.scale)
+        scale = rng.uniform(*self.scale_range) if self.scale_range else 1.0 + rng.uniform(-self.scale, self.scale)
         m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
         m[:, 2] += rng.uniform(-self.translate, self.translate, size=2) * (w, h)
         out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
@@ -82,5 +83,7 @@ class Augment:
         if self.noise:
             out = out + rng.normal(0, rng.uniform(0, self.noise), out.shape) * brain
         gain = 1.0 + rng.uniform(-self.contrast, self.contrast)
-        out = out * gain + rng.uniform(-self.brightness, self.brightness) * brain
+        out = out * gain
+        if self.brightness:
+            out = out + rng.uniform(-self.brightness, self.brightness) * brain
         return np.clip(out * brain, 0.0, 1.0).astype(np.float32)

@@ -9,24 +9,25 @@ logged or shown (only geometry: position, orientation, spacing, series number).
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
-import nibabel as nib
 import numpy as np
 import pydicom
-from nibabel.orientations import apply_orientation
 
-from mrivision.inputs import image as mio
 from mrivision.errors import ImageLoadError
+from mrivision.inputs.image import Source, detect_kind, guarded, load_image, read_source
+from mrivision.inputs.nifti import read_nifti_volume
+from mrivision.inputs.pixels import DAMAGED, MAX_FILE_BYTES, check_sides, human_bytes, minmax
 
 MAX_ZIP_ENTRIES = 2000
 MAX_ZIP_BYTES = 1024 * 1024 * 1024  # uncompressed, all entries together
 MAX_SLICES = 2000
 AXIAL_TOLERANCE = 0.8  # |slice normal . superior axis| at least this: an axial acquisition
 
-Source = mio.Source
 
 
 @dataclass(frozen=True)
@@ -45,24 +46,38 @@ class Volume:
 def load_volume(src: Source | Sequence[Source], names: Sequence[str] | None = None) -> Volume:
     """A scan from a NIfTI file, a DICOM series (several files, or one .zip), or 2-D slices.
 
-    `src` is a path or bytes, or a list of them (`names`: the original file names of bytes).
+    `src` is a path (a file, or the folder of one DICOM series) or bytes, or a list of them
+    (`names`: the original file names of bytes).
     Raises `ImageLoadError` with a plain message for anything it cannot use.
     """
     items = list(src) if isinstance(src, (list, tuple)) else [src]
+    if len(items) == 1 and isinstance(items[0], (str, os.PathLike)) and Path(items[0]).is_dir():
+        items = _folder_files(Path(items[0]))
     if not items:
         raise ImageLoadError("No files were given.")
     if len(items) > MAX_SLICES:
         raise ImageLoadError(f"Too many files ({len(items)}); a scan may have at most {MAX_SLICES} slices.")
     names = list(names) if names is not None else [str(s) if not isinstance(s, bytes) else "" for s in items]
-    files = [mio._read_source(s, n or None) for s, n in zip(items, names)]
+    files = [read_source(s, n or None) for s, n in zip(items, names)]
     if len(files) == 1:
         data, name = files[0]
         if data[:4] == b"PK\x03\x04" or (name or "").lower().endswith(".zip"):
             return _from_entries(_zip_entries(data))
-        kind, _ = mio._detect_kind(data, name)
+        kind, _ = detect_kind(data, name)
         if kind == "nifti":
-            return mio._guarded(_load_nifti_volume, data)
+            return guarded(_load_nifti_volume, data)
     return _from_entries(files)
+
+
+def _folder_files(folder: Path) -> list[str]:
+    """The files directly in `folder` (a DICOM series' folder), hidden ones skipped, by name."""
+    try:
+        files = sorted(str(f) for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+    except OSError as exc:
+        raise ImageLoadError(f"MRI Vision could not list the folder {folder.name!r}.") from exc
+    if not files:
+        raise ImageLoadError(f"The folder {folder.name!r} holds no files.")
+    return files
 
 
 def _zip_entries(data: bytes) -> list[tuple[bytes, str | None]]:
@@ -71,24 +86,24 @@ def _zip_entries(data: bytes) -> list[tuple[bytes, str | None]]:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = [i for i in archive.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ImageLoadError(mio._DAMAGED) from exc
+        raise ImageLoadError(DAMAGED) from exc
     if len(infos) > MAX_ZIP_ENTRIES:
         raise ImageLoadError(f"The zip holds {len(infos)} files; at most {MAX_ZIP_ENTRIES} are read.")
     total = sum(i.file_size for i in infos)
     if total > MAX_ZIP_BYTES:
-        raise ImageLoadError(f"The zip unpacks to {mio._human_bytes(total)}; the limit is {mio._human_bytes(MAX_ZIP_BYTES)}.")
+        raise ImageLoadError(f"The zip unpacks to {human_bytes(total)}; the limit is {human_bytes(MAX_ZIP_BYTES)}.")
     entries = []
     for info in infos:
         base = info.filename.replace("\\", "/").rsplit("/", 1)[-1]
         if base.startswith(".") or base.startswith("__MACOSX") or "__MACOSX/" in info.filename:
             continue
-        if info.file_size > mio.MAX_FILE_BYTES:
-            raise ImageLoadError(f"A file in the zip is larger than {mio._human_bytes(mio.MAX_FILE_BYTES)}.")
+        if info.file_size > MAX_FILE_BYTES:
+            raise ImageLoadError(f"A file in the zip is larger than {human_bytes(MAX_FILE_BYTES)}.")
         try:
             with archive.open(info) as f:
                 blob = f.read(info.file_size + 1)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError) as exc:
-            raise ImageLoadError(mio._DAMAGED) from exc
+            raise ImageLoadError(DAMAGED) from exc
         if len(blob) > info.file_size:  # the directory lied about the size (a zip bomb)
             raise ImageLoadError("The zip is malformed: a file is larger than its directory says.")
         entries.append((blob, base))
@@ -98,14 +113,14 @@ def _zip_entries(data: bytes) -> list[tuple[bytes, str | None]]:
 
 
 def _from_entries(files: list[tuple[bytes, str | None]]) -> Volume:
-    kinds = [mio._detect_kind(d, n) for d, n in files]
+    kinds = [detect_kind(d, n) for d, n in files]
     if all(k == "dicom" for k, _ in kinds):
         return _dicom_series(files, [s for _, s in kinds])
     if any(k == "nifti" for k, _ in kinds):
         raise ImageLoadError("Give a NIfTI volume on its own (one .nii or .nii.gz file), not mixed with other files.")
     if any(k == "dicom" for k, _ in kinds):
         raise ImageLoadError("The files mix DICOM with other formats; give one DICOM series or one kind of picture.")
-    slices = [mio.load_image(d, name=n) for d, n in sorted(files, key=lambda f: f[1] or "")]
+    slices = [load_image(d, name=n) for d, n in sorted(files, key=lambda f: f[1] or "")]
     if len({s.shape for s in slices}) > 1:
         raise ImageLoadError("The slices have different sizes, so they are not one scan.")
     return Volume(np.stack(slices), "stack" if len(slices) > 1 else "2-D image",
@@ -113,18 +128,14 @@ def _from_entries(files: list[tuple[bytes, str | None]]) -> Volume:
 
 
 def _load_nifti_volume(data: bytes) -> Volume:
-    payload = mio._nifti_bytes(data)
-    header = mio._nifti_header(mio._nifti_head(payload))
-    info, stored, ornt = mio._nifti_layout(header, 2)
-    volume = np.asanyarray(nib.Nifti1Image.from_bytes(payload).dataobj).reshape(stored)
-    ras = mio._finite(apply_orientation(volume, ornt).astype(np.float64))
-    ras = mio._minmax(ras)  # one intensity scale for the whole scan
+    ras, header, ornt = read_nifti_volume(data)
+    ras = minmax(ras)  # one intensity scale for the whole scan
     zooms = [float(z) for z in header.get_zooms()[:3]] + [1.0] * (3 - len(header.get_zooms()[:3]))
     spacing = [0.0, 0.0, 0.0]
     for size, (target, _) in zip(zooms, ornt):
         spacing[int(target)] = size
     slices = np.stack([np.rot90(ras[:, :, k]) for k in range(ras.shape[2])]).astype(np.float32)
-    mio._check_sides(slices.shape[2], slices.shape[1])
+    check_sides(slices.shape[2], slices.shape[1])
     return Volume(slices, "nifti" if ras.shape[2] > 1 else "2-D image",
                   (spacing[2], spacing[1], spacing[0]), "axial (RAS+, inferior to superior)")
 
@@ -132,7 +143,7 @@ def _load_nifti_volume(data: bytes) -> Volume:
 def _dicom_series(files: list[tuple[bytes, str | None]], sniffed: list[bool]) -> Volume:
     headers = []
     for (data, _), sn in zip(files, sniffed):
-        ds = mio._guarded(lambda: pydicom.dcmread(io.BytesIO(data), force=not sn, stop_before_pixels=True))
+        ds = guarded(lambda: pydicom.dcmread(io.BytesIO(data), force=not sn, stop_before_pixels=True))
         headers.append(ds)
     series: dict[str, list[int]] = {}
     for i, ds in enumerate(headers):
@@ -147,7 +158,7 @@ def _dicom_series(files: list[tuple[bytes, str | None]], sniffed: list[bool]) ->
         raise ImageLoadError(f"This series was acquired {plane}, not axial. MRI Vision reads axial slices; "
                              "please reslice the scan to axial (for example as a NIfTI) and retry.")
     order, how = _dicom_order(headers, normal)
-    slices = [mio.load_image(files[i][0], name=files[i][1] or "slice.dcm") for i in order]
+    slices = [load_image(files[i][0], name=files[i][1] or "slice.dcm") for i in order]
     if len({s.shape for s in slices}) > 1:
         raise ImageLoadError("The DICOM files have different image sizes, so they are not one series.")
     spacing = None

@@ -74,9 +74,10 @@ class MRINet(nn.Module):
         """The module whose activations CAM methods use (an ensemble: its first member's)."""
         return self.target_layers()[0]
 
-    def target_layers(self) -> list[nn.Module]:
-        """CAM target modules: one, or the same layer of every member of an ensemble."""
-        target = self.spec.target_layer
+    def target_layers(self, name: str | None = None) -> list[nn.Module]:
+        """CAM target modules (`name`, default the spec's `target_layer`): one, or the same layer of
+        every member of an ensemble when the layer is inside the members."""
+        target = name or self.spec.target_layer
         if self.spec.ensemble and target.split(".")[0] not in self.stage_names:
             return [m.get_submodule(target) for m in self.body.get_submodule("members").members]
         return [self.body.get_submodule(target)]

@@ -54,5 +54,4 @@ class ModelSpec:
         d = {k: v for k, v in d.items() if k in known}
         d["input_size"] = tuple(d.get("input_size", (128, 128)))
         d["class_names"] = tuple(d.get("class_names", CLASS_NAMES))
-        d.setdefault("framing", "letterbox")  # cards written before canonical framing existed
         return cls(**d)

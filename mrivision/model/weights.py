@@ -2,41 +2,38 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from mrivision.model.card import read_card, resolve, sha256_file, verify_weights, write_json_atomic
+from mrivision.model.card import ModelCard, resolve, sha256_file, verify_weights
 from mrivision.errors import ModelLoadError
-from mrivision.model.zoo import MRINet, ModelSpec, create_model
+from mrivision.model.zoo import MRINet, create_model
 
 
-def save_model(model: MRINet, card: dict[str, Any], out_dir: Path, half: bool = True) -> Path:
-    """Write the weights (fp16 by default) and the card, which records the file's SHA-256."""
+def save_model(model: MRINet, card: ModelCard, out_dir: Path, half: bool = True) -> Path:
+    """Write the weights (fp16 by default) and the card (with the model's spec), which records the file's SHA-256."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = model.spec.name
     weights = out_dir / f"{name}.safetensors"
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(weights), metadata={"name": name})
-    card = {**card, "name": name, "spec": model.spec.to_dict(), "weights_file": weights.name,
-            "weights_sha256": sha256_file(weights), "storage_dtype": "float16" if half else "float32"}
-    write_json_atomic(out_dir / f"{name}.json", card)
+    card.replace(spec=model.spec, weights_file=weights.name, weights_sha256=sha256_file(weights),
+                 storage_dtype="float16" if half else "float32").write(out_dir / f"{name}.json")
     return weights
 
 
-def load_weights(name_or_path: str | Path) -> tuple[MRINet, dict[str, Any]]:
+def load_weights(name_or_path: str | Path) -> tuple[MRINet, ModelCard]:
     """Build the model from its card and load verified weights (float32 in memory)."""
     weights, card_path = resolve(name_or_path)
-    card = read_card(card_path)
+    card = ModelCard.read(card_path)
     verify_weights(weights, card)
     try:
-        spec = ModelSpec.from_dict(card["spec"])
-        model = create_model(spec, pretrained=False)
+        model = create_model(card.spec, pretrained=False)
         state = load_file(str(weights))
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, SafetensorError) as exc:
-        raise ModelLoadError(f"{weights} could not be loaded as {card.get('name', '?')}: {_brief(exc)}") from exc
+        raise ModelLoadError(f"{weights} could not be loaded as {card.name}: {_brief(exc)}") from exc
     model.eval()
     return model, card
 

@@ -14,7 +14,6 @@ ship together as one model (`ensemble_model`): the shared prefix and K trainable
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -23,11 +22,20 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from mrivision.inputs.datasets import Sample, fingerprint, group_split, groups_by_class
-from mrivision.evaluation.metrics import apply_temperature, evaluate_predictions, fit_temperature, format_report, predictions_table
+from mrivision.inputs.datasets import Sample, group_split, groups_by_class
+from mrivision.evaluation.calibration import apply_temperature, fit_temperature
+from mrivision.evaluation.metrics import evaluate_predictions
+from mrivision.evaluation.tables import format_report, predictions_table
 from mrivision.model.zoo import create_model
-from mrivision.training.train import FeatureSource, TrainConfig, build_spec, fit, prepare_data, run_logits, set_seed
+from mrivision.training.config import TrainConfig, build_spec
+from mrivision.training.distributed import Dist, process_group, quiet
+from mrivision.training.features import FeatureSource
+from mrivision.training.finish import distributed_fields
+from mrivision.training.loop import fit, set_seed
+from mrivision.training.splits import check_disjoint, prepare_data
 from mrivision.inputs.transforms import frame
+from mrivision.model.card import ModelCard
+from mrivision.training.shipping import build_card, ship
 
 
 def subject_folds(samples: Sequence[Sample], k: int, seed: int = 0) -> np.ndarray:
@@ -48,30 +56,34 @@ def subject_folds(samples: Sequence[Sample], k: int, seed: int = 0) -> np.ndarra
     return np.array([fold_of[s.group] for s in samples])
 
 
-def check_disjoint(samples: Sequence[Sample], train_idx: Sequence[int], held_idx: Sequence[int]) -> None:
-    """Refuse a split where a subject appears on both sides (the leakage check)."""
-    shared = {samples[i].group for i in train_idx} & {samples[i].group for i in held_idx}
-    if shared:
-        raise ValueError(f"{len(shared)} subject(s) on both sides of a split, e.g. {sorted(shared)[:3]}")
-
-
 def cross_validate(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the K folds (resuming finished ones) and return `metrics.cv`; writes `runs/NAME/cv/`."""
+    """Run the K folds (resuming finished ones) and return `metrics.cv`; writes `runs/NAME/cv/`.
+    Under torchrun every fold trains on all processes; rank 0 alone writes."""
+    if cfg.stream:
+        raise ValueError("cross-validation reads its data into memory; streaming (`stream: true`) is for "
+                         "`mrivision train`")
+    with process_group() as dist:
+        return _cross_validate(cfg, resume, log if dist.is_main else quiet, dist)
+
+
+def _cross_validate(cfg: TrainConfig, resume: bool, log: Callable[[str], None], dist: Dist) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     set_seed(cfg.seed)
     spec = build_spec(cfg)
     cv_dir = Path(cfg.run_dir) / cfg.run_name / "cv"
-    cv_dir.mkdir(parents=True, exist_ok=True)
-    samples, images, _, _ = prepare_data(cfg, spec.class_names)
+    if dist.is_main:
+        cv_dir.mkdir(parents=True, exist_ok=True)
+    samples, images, _, _ = prepare_data(cfg, spec.class_names, dist)
     labels = np.array([s.label for s in samples])
     groups = [s.group for s in samples]
     folds = subject_folds(samples, cfg.folds, cfg.seed)
     n_subjects = len(set(groups))
     log(f"{cfg.folds}-fold subject-level CV: {len(samples)} slices, {n_subjects} subjects")
 
-    model = create_model(spec, pretrained=True)
+    model = create_model(spec, pretrained=True).to(dist.device)
     initial = copy.deepcopy(model.trainable_part().state_dict())
+    finished = dist.broadcast({k for k in range(cfg.folds) if resume and (cv_dir / f"fold{k}" / "done.json").is_file()})
     source: FeatureSource | None = None  # built when a fold has to train (not when resuming finished folds)
     cache_s = 0.0
     oof = np.zeros((len(samples), spec.num_classes))
@@ -86,30 +98,34 @@ def cross_validate(cfg: TrainConfig, resume: bool = False, log: Callable[[str], 
         check_disjoint(samples, rest, held)
         check_disjoint(samples, tr_idx, va_idx)
         done = fold_dir / "done.json"
-        if resume and done.is_file():
+        if k in finished:
             row = json.loads(done.read_text())
             oof[held] = np.load(fold_dir / "oof.npy")
             log(f"fold {k}: done earlier (best epoch {row['best_epoch']})")
         else:
             if source is None:
                 t0 = time.time()
-                source = FeatureSource(model, [frame(im, spec)[0] for im in images], cfg)
+                source = FeatureSource(model, [frame(im, spec)[0] for im in images], cfg, dist)
                 cache_s = time.time() - t0
-                (cv_dir / "cache.json").write_text(json.dumps({"feature_cache_seconds": round(cache_s)}))
+                if dist.is_main:
+                    (cv_dir / "cache.json").write_text(json.dumps({"feature_cache_seconds": round(cache_s)}))
             model.trainable_part().load_state_dict(initial)
             t_fold = time.time()
             log(f"fold {k}: {len(tr_idx)} train / {len(va_idx)} inner-val / {len(held)} held-out slices")
-            result = fit(model, source, labels, tr_idx, va_idx, cfg, fold_dir, resume, log)
+            result = fit(model, source, labels, tr_idx, va_idx, cfg, fold_dir, resume, log, dist)
             temperature = fit_temperature(result.val_logits, labels[va_idx])
-            oof[held] = apply_temperature(run_logits(model.trainable_part(), source, held), temperature)
-            np.save(fold_dir / "oof.npy", oof[held])
+            oof[held] = apply_temperature(source.logits(model.trainable_part(), held, dist), temperature)
             row = {"fold": k, "best_epoch": result.state["best_epoch"], "epochs_run": result.state["epoch"],
                    "temperature": temperature, "n_train": len(tr_idx), "n_inner_val": len(va_idx),
                    "n_held_out": int(len(held)), "subjects_held_out": len({groups[i] for i in held}),
                    "seconds": round(time.time() - t_fold)}
-            done.write_text(json.dumps(row, indent=2))
+            if dist.is_main:
+                np.save(fold_dir / "oof.npy", oof[held])
+                done.write_text(json.dumps(row, indent=2))  # after oof.npy: a fold is done once both exist
         fold_rows.append(row)
     result = evaluate_predictions(labels, oof, spec.class_names, groups)
+    if not dist.is_main:
+        return dist.broadcast(None)  # rank 0 alone writes and reports; every rank returns its summary
     predictions_table([s.name for s in samples], groups, labels, oof, spec.class_names).to_csv(cv_dir / "oof.csv", index=False)
     log("cross-validation (out of fold):\n" + format_report(result))
     if (cv_dir / "cache.json").is_file():  # the (first) run that computed the features
@@ -118,9 +134,10 @@ def cross_validate(cfg: TrainConfig, resume: bool = False, log: Callable[[str], 
                "per_fold": fold_rows, "tta_hflip": False, "feature_cache_seconds": round(cache_s),
                "seconds": sum(int(r.get("seconds", 0)) for r in fold_rows) + round(cache_s),
                "protocol": "subject-level K-fold over train/ pseudo-subjects, stratified by class; each fold "
-                           "early-stops on an inner subject-level split of its training folds"}
+                           "early-stops on an inner subject-level split of its training folds",
+               **distributed_fields(cfg, dist)}
     (cv_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return dist.broadcast(summary)
 
 
 def fold_parts(cv_dir: Path, k: int) -> list[dict[str, torch.Tensor]]:
@@ -128,12 +145,11 @@ def fold_parts(cv_dir: Path, k: int) -> list[dict[str, torch.Tensor]]:
     return [torch.load(cv_dir / f"fold{i}" / "best.pt", map_location="cpu", weights_only=True) for i in range(k)]
 
 
-def ship_ensemble(cfg: TrainConfig, summary: dict[str, Any], log: Callable[[str], None] = print) -> dict[str, Any]:
+def ship_ensemble(cfg: TrainConfig, summary: dict[str, Any], log: Callable[[str], None] = print) -> ModelCard:
     """Write the K fold models as one shipped model (shared frozen prefix, mean of the K trainable
     parts' logits), with `metrics.cv` from their out-of-fold predictions, and evaluate it on the
-    literature's test split and the external cohort (`train.card_with_test_metrics`)."""
+    literature's test split and the external cohort (`shipping.ship`)."""
     from mrivision.inference.ood import fit_ood
-    from mrivision.training.train import card_with_test_metrics, code_version, hardware, peak_rss_mb
 
     spec = build_spec(cfg).replace(ensemble=cfg.folds)
     cv_dir = Path(cfg.run_dir) / cfg.run_name / "cv"
@@ -144,26 +160,17 @@ def ship_ensemble(cfg: TrainConfig, summary: dict[str, Any], log: Callable[[str]
     samples, images, _, _ = prepare_data(cfg, spec.class_names)
     canvases = [frame(im, spec)[0] for im in images]
     folds = summary["per_fold"]
-    card = {
-        "description": f"{spec.description} Ensemble of the {cfg.folds} subject-level cross-validation fold models.",
-        "class_names": list(spec.class_names),
+    card = build_card(
+        cfg, model, samples,
+        description=f"{spec.description} Ensemble of the {cfg.folds} subject-level cross-validation fold models.",
         # each fold's temperature was fitted on its inner validation split; none is left for the ensemble
-        "temperature": float(np.mean([f["temperature"] for f in folds])),
-        "preprocessing": {"input_size": list(spec.input_size), "mean": spec.mean, "std": spec.std,
-                          "resize": "canonical framing (brain found, cropped, placed; intensities mapped)",
-                          "framing": spec.framing, "tta_hflip": cfg.tta_hflip},
-        "training": {"config": dataclasses.asdict(cfg), "ensemble_of": f"{cfg.folds} fold models of `mrivision cv`",
-                     "per_fold": folds, "seconds": summary["seconds"],
-                     "feature_cache_seconds": summary["feature_cache_seconds"], "hardware": hardware(),
-                     "peak_rss_mb": round(peak_rss_mb()),
-                     "split": f"{cfg.folds}-fold subject-level CV over pseudo-scan groups from train/",
-                     "n_train": len(samples), "monitor": cfg.monitor},
-        "data": {"train": fingerprint(samples)},
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "trainable_parameters": sum(p.numel() for p in model.trainable_part().parameters()),
-        "code_version": code_version(),
-        "metrics": {"cv": {**summary, "estimates": "the recipe: each subject predicted by the one fold model "
-                                                   "that never saw it (the ensemble itself saw every subject)"}},
-        "ood": fit_ood(canvases, framing=spec.framing),
-    }
-    return card_with_test_metrics(model, card, cfg, Path(cfg.out_dir), log)
+        temperature=float(np.mean([f["temperature"] for f in folds])),
+        split=f"{cfg.folds}-fold subject-level CV over pseudo-scan groups from train/", n_train=len(samples),
+        seconds=summary["seconds"], feature_cache_seconds=summary["feature_cache_seconds"],
+        trainable_parameters=sum(p.numel() for p in model.trainable_part().parameters()),
+        ood=fit_ood(canvases, framing=spec.framing),
+        metrics={"cv": {**summary, "estimates": "the recipe: each subject predicted by the one fold model "
+                                                "that never saw it (the ensemble itself saw every subject)"}},
+        ensemble_of=f"{cfg.folds} fold models of `mrivision cv`", per_fold=folds,
+        **{k: summary[k] for k in ("world_size", "backend", "per_process_batch_size") if k in summary})
+    return ship(model, card, cfg, Path(cfg.out_dir), log)

@@ -1,0 +1,136 @@
+"""The package's shape, checked from its source (AST, nothing imported): small modules, no import
+circles, no module reaching into another's private names, no streamlit inside the package."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mrivision"
+MAX_LINES = 400
+
+
+def modules() -> dict[str, Path]:
+    """Dotted name -> file of every module of the package (packages by their __init__)."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = modules()
+
+
+def is_package(name: str) -> bool:
+    return MODULES[name].name == "__init__.py"
+
+
+def imports(name: str) -> list[tuple[str, list[str], int]]:
+    """(imported module, names taken from it, line) for each import in module `name`, lazy ones included."""
+    tree = ast.parse(MODULES[name].read_text(), str(MODULES[name]))
+    base = name.split(".") if is_package(name) else name.split(".")[:-1]
+    found = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, [], child.lineno) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                module = child.module or ""
+                if child.level:
+                    module = ".".join(base[:len(base) - child.level + 1] + ([module] if module else []))
+                found.append((module, [alias.name for alias in child.names], child.lineno))
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def edges(name: str) -> set[str]:
+    """The package's modules that `name` imports anywhere (module level, TYPE_CHECKING blocks and
+    lazy imports in functions alike): `from a import b` counts as module a.b when b is one, else a."""
+    out = set()
+    for module, names, _ in imports(name):
+        if module not in MODULES:
+            continue
+        submodules = [f"{module}.{n}" for n in names if f"{module}.{n}" in MODULES]
+        out.update(submodules or [module])
+        if len(submodules) < len(names):
+            out.add(module)
+    out.discard(name)
+    return out
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of `graph` (a list of modules, first == last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def dfs(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := dfs(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := dfs(start)):
+            return cycle
+    return None
+
+
+def test_the_checks_see_what_they_should():
+    assert {"mrivision", "mrivision.inference.predictor", "mrivision.inference.scan"} <= set(MODULES)
+    assert "mrivision.inference.prediction" in edges("mrivision.inference.scan")
+    assert "mrivision.inference.predictor" not in edges("mrivision.inference.scan")
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_is_over_the_line_limit(name):
+    lines = len(MODULES[name].read_text().splitlines())
+    assert lines <= MAX_LINES, f"{MODULES[name]} has {lines} lines (> {MAX_LINES}): split it by job"
+
+
+def test_no_import_circle():
+    cycle = find_cycle({name: edges(name) for name in MODULES})
+    assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+def test_no_module_imports_another_modules_private_names():
+    offences = []
+    for name in MODULES:
+        for module, names, line in imports(name):
+            if module.split(".")[0] != "mrivision" or module == name:
+                continue
+            private = [n for n in names if n.startswith("_") and f"{module}.{n}" not in MODULES]
+            offences += [f"{MODULES[name].relative_to(PACKAGE.parent)}:{line} takes {module}.{n}" for n in private]
+    assert not offences, "\n".join(offences)
+
+
+def test_the_package_never_imports_streamlit():
+    offences = [f"{MODULES[name].relative_to(PACKAGE.parent)}:{line}"
+                for name in MODULES for module, _, line in imports(name)
+                if module.split(".")[0] == "streamlit"]
+    assert not offences, "streamlit imported inside mrivision/: " + ", ".join(offences)
+
+
+def test_the_wheel_lists_every_subpackage():
+    import tomllib
+
+    setuptools = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    missing = sorted(name for name in MODULES if is_package(name) and name not in listed)
+    assert not missing, f"pyproject.toml [tool.setuptools] packages lacks {missing}: the wheel would not carry them"
+    for shipped, folder in setuptools["package-dir"].items():
+        assert shipped in listed and (PACKAGE.parent / folder).is_dir(), (shipped, folder)
