@@ -79,7 +79,7 @@ if result.n_slices > 1:
     cols = st.columns(max(1, len(strip)))
     for col, i in zip(cols, strip):
         with col:
-            page.show_image(volume.slices[i], caption=f"slice {i} · {text.short_stage(result.per_slice[i].label)}")
+            page.show_image(volume.slices[i], caption=f"slice\u00a0{i} · {text.short_stage(result.per_slice[i].label)}")
 
 st.subheader("Inspect a slice")
 index = st.slider("Slice", 0, result.n_slices - 1, shown, key=f"scan_slice_{scan.key[:16]}",

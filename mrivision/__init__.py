@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads at run time
-# ONNX Runtime (fast_inference) >= 1.29 on Linux otherwise writes a device id and an event
+# ONNX Runtime (inference.engine_file, inference.in_memory) >= 1.29 on Linux otherwise writes a device id and an event
 # database under ~/.cache/Microsoft, a `.ses` file in the temp folder, and uploads telemetry.
 # Read once, when onnxruntime is first imported: it must be set before that import.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

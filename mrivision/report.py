@@ -43,9 +43,10 @@ def _metric(card: ModelCard, key: str) -> str:
     m = card.metrics_for(key)
     if not m:
         return "not measured"
-    return (f"balanced accuracy {value_with_ci(m, 'scan', 'balanced_accuracy')} (subject level); "
-            f"accuracy {value_with_ci(m, 'slice', 'accuracy')}; "
-            f"impaired-vs-NonDemented AUC {binary_auc_with_ci(m)}")
+    missing = "not measured"  # the app's word too
+    return (f"balanced accuracy {value_with_ci(m, 'scan', 'balanced_accuracy', missing)} (subject level); "
+            f"accuracy {value_with_ci(m, 'slice', 'accuracy', missing)}; "
+            f"impaired-vs-NonDemented AUC {binary_auc_with_ci(m, missing=missing)}")
 
 
 def report_slice(result: "ScanPrediction") -> int:

@@ -18,7 +18,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from mrivision.anatomy.atrophy import MEASURES, REFERENCE_FILE, REFERENCE_GROUP
-from mrivision.anatomy.cohort import read_cohort, slice_table, subject_means
+from mrivision.evaluation.atrophy_cohort import read_cohort, slice_table, subject_means
 from mrivision.inputs.datasets import fingerprint, load_dataset
 
 DIGITS = 5

@@ -28,7 +28,8 @@ from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
 from mrivision.anatomy.atrophy import MEASURES, measure_atrophy
-from mrivision.evaluation.metrics import evaluate_predictions, value_with_ci
+from mrivision.evaluation.metrics import evaluate_predictions
+from mrivision.evaluation.tables import binary_auc_with_ci, value_with_ci
 from mrivision.inference.fusion import CNN_PREFIX, Fusion
 from mrivision.inputs.datasets import fingerprint, load_dataset, read_sample
 from mrivision.model.card import resolve, write_json_atomic
@@ -79,8 +80,9 @@ def subject_weights(groups: np.ndarray) -> np.ndarray:
     return 1.0 / counts[inverse]
 
 
-def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], balanced: bool) -> tuple[Fusion, float]:
-    """Standardise, pick C by inner GroupKFold (log loss), fit; the `Fusion` and its C."""
+def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], balanced: bool,
+        scoring: str = "neg_log_loss") -> tuple[Fusion, float]:
+    """Standardise, pick C by inner GroupKFold (`scoring`), fit; the `Fusion` and its C."""
     mean, scale = x.mean(0), x.std(0) + 1e-9
     z = (x - mean) / scale
     w = subject_weights(groups)
@@ -88,7 +90,7 @@ def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], bala
         for c in np.unique(y):
             w[y == c] /= w[y == c].sum()
     inner = list(GroupKFold(n_splits=4).split(z, y, groups))
-    lr = LogisticRegressionCV(Cs=CS, cv=inner, scoring="neg_log_loss", max_iter=2000)
+    lr = LogisticRegressionCV(Cs=CS, cv=inner, scoring=scoring, max_iter=2000)
     lr.fit(z, y, sample_weight=w * len(w) / w.sum())
     coef = np.zeros((4, x.shape[1]))
     intercept = np.full(4, -30.0)  # a class absent from the training folds gets no probability
@@ -97,11 +99,41 @@ def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], bala
     return Fusion(tuple(names), tuple(mean), tuple(scale), tuple(map(tuple, coef)), tuple(intercept)), float(lr.C_[0])
 
 
+def variant_oof(x: np.ndarray, y: np.ndarray, groups: np.ndarray, splits: list, names: list[str],
+                balanced: bool, scoring: str) -> np.ndarray:
+    """Held-out probabilities of one variant over `splits` (train, held-out index pairs)."""
+    oof = np.zeros((len(y), 4))
+    for tr, te in splits:
+        oof[te] = fit(x[tr], y[tr], groups[tr], names, balanced, scoring)[0].predict_proba(x[te])
+    return oof
+
+
+def nested_variant_choice(d: dict[str, np.ndarray], meas: np.ndarray, class_names: list[str],
+                          variants: dict[str, tuple]) -> tuple[dict[str, Any], list[str]]:
+    """The variant choice itself inside the outer folds: in each, the variant with the best CV rule
+    on a 4-fold GroupKFold of the training folds, refitted there and scored on the held-out fold."""
+    y, groups, folds = d["train_labels"], d["train_groups"], d["train_folds"]
+    feats = {k: features(d["train_probs_tta"], meas, class_names, v[0]) for k, v in variants.items()}
+    oof, chosen = np.zeros((len(y), 4)), []
+    for k in np.unique(folds):
+        rest, held = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        inner = [(rest[a], rest[b]) for a, b in GroupKFold(n_splits=4).split(rest, y[rest], groups[rest])]
+        scores = {}
+        for label, (_, balanced, scoring) in variants.items():
+            x, names = feats[label]
+            p = variant_oof(x, y, groups, inner, names, balanced, scoring)[rest]
+            scores[label] = score(evaluate_predictions(y[rest], p, class_names, groups[rest], n_boot=0))
+        best = max(scores, key=scores.__getitem__)
+        chosen.append(best)
+        x, names = feats[best]
+        oof[held] = variant_oof(x, y, groups, [(rest, held)], names, *variants[best][1:])[held]
+    return evaluate_predictions(y, oof, class_names, groups), chosen
+
+
 def summary(result: dict[str, Any]) -> str:
     return (f"subject bal.acc excl. Moderate {value_with_ci(result, 'scan', 'balanced_accuracy_excl_last')}, "
             f"bal.acc {value_with_ci(result, 'scan', 'balanced_accuracy')}, "
-            f"impaired AUC {result['binary_auc']['scan']:.3f} "
-            f"[{result['binary_auc']['ci']['scan'][0]:.3f}, {result['binary_auc']['ci']['scan'][1]:.3f}]")
+            f"impaired AUC {binary_auc_with_ci(result, 'scan')}")
 
 
 def score(result: dict[str, Any]) -> tuple[float, float]:
@@ -114,47 +146,62 @@ def main() -> int:
     ap.add_argument("--base", default="neurostagenet_cv")
     ap.add_argument("--name", default="neurostagenet_fusion")
     ap.add_argument("--atrophy-tables", help="folder of per-slice atrophy tables ({split}_variants.csv) to reuse")
+    ap.add_argument("--nested-variants", action="store_true",
+                    help="also choose the variant inside each outer fold (the unbiased estimate of the whole recipe)")
     ap.add_argument("--write", action="store_true", help="write weights/NAME.json (a card on the base's weights)")
     args = ap.parse_args()
     cache = Path(args.probs).parent
     d = dict(np.load(args.probs))
     _, base_card_path = resolve(args.base)
     base = json.loads(base_card_path.read_text())
-    class_names = list(base["class_names"])
+    class_names = list(base["spec"]["class_names"])
     shared = Path(args.atrophy_tables) if args.atrophy_tables else None
     meas = {s: atrophy_table(s, d[f"{s}_names"], cache, shared) for s in ("train", "test", "external")}
     y, groups, folds = d["train_labels"], d["train_groups"], d["train_folds"]
 
-    variants = {"cnn only (recalibrated)": ({"cnn": True, "atrophy": False}, False),
-                "atrophy only": ({"cnn": False, "atrophy": True}, False),
-                "cnn + atrophy": ({"cnn": True, "atrophy": True}, False),
-                "cnn + atrophy, class-balanced": ({"cnn": True, "atrophy": True}, True),
-                "cnn only, class-balanced": ({"cnn": True, "atrophy": False}, True)}
+    both, cnn, atrophy = {"cnn": True, "atrophy": True}, {"cnn": True, "atrophy": False}, {"cnn": False, "atrophy": True}
+    variants = {"cnn only (recalibrated)": (cnn, False, "neg_log_loss"),
+                "atrophy only": (atrophy, False, "neg_log_loss"),
+                "cnn + atrophy": (both, False, "neg_log_loss"),
+                "cnn + atrophy, class-balanced": (both, True, "neg_log_loss"),
+                "cnn only, class-balanced": (cnn, True, "neg_log_loss"),
+                "cnn + atrophy, class-balanced, C by bal. acc.": (both, True, "balanced_accuracy"),
+                "atrophy only, class-balanced, C by bal. acc.": (atrophy, True, "balanced_accuracy")}
     base_cv = evaluate_predictions(y, d["train_probs_tta"], class_names, groups)
     print(f"CNN out of fold (TTA, no fusion): {summary(base_cv)}")
     results = {}
-    for label, (use, balanced) in variants.items():
+    for label, (use, balanced, scoring) in variants.items():
         x, names = features(d["train_probs_tta"], meas["train"], class_names, use)
         oof, cs = np.zeros((len(y), 4)), []
         for k in np.unique(folds):
             tr, te = folds != k, folds == k
-            model, c = fit(x[tr], y[tr], groups[tr], names, balanced)
+            model, c = fit(x[tr], y[tr], groups[tr], names, balanced, scoring)
             oof[te] = model.predict_proba(x[te])
             cs.append(c)
         result = evaluate_predictions(y, oof, class_names, groups)
-        results[label] = (result, use, balanced, cs)
+        results[label] = (result, use, balanced, scoring, cs)
         print(f"{label:32s} {summary(result)}  (C per fold {', '.join(f'{c:.3g}' for c in cs)})", flush=True)
 
+    nested = None
+    if args.nested_variants:
+        nested, chosen = nested_variant_choice(d, meas["train"], class_names, variants)
+        print(f"variant chosen inside each outer fold ({'; '.join(chosen)}): {summary(nested)}")
     best = max(results, key=lambda k: score(results[k][0]))
-    cv, use, balanced, cs = results[best]
+    cv, use, balanced, scoring, cs = results[best]
+    if nested is not None:  # the card's CV estimates the whole recipe, variant choice included
+        chosen_cv = {"balanced_accuracy_excl_last": cv["scan"]["balanced_accuracy_excl_last"],
+                     "impaired_auc": cv["binary_auc"]["scan"], "note": "optimistic: best of the variants on the same folds"}
+        cv = {**nested, "variant_chosen_per_fold": chosen, "chosen_variant_outer_cv": chosen_cv}
     print(f"best by the CV rule: {best}")
     x, names = features(d["train_probs_tta"], meas["train"], class_names, use)
-    final, c = fit(x, y, groups, names, balanced)
+    final, c = fit(x, y, groups, names, balanced, scoring)
     out = {"cv": {**cv, "folds": int(len(np.unique(folds))), "n_subjects": int(len(np.unique(groups))),
                   "protocol": "nested subject-level CV: outer = the CNN's 5 subject-level folds (its out-of-fold "
                               "probabilities), inner = 4-fold GroupKFold over the training folds' subjects for the "
                               "L2 strength (log loss); slices weighted 1/slices of their subject",
-                  "per_fold_C": cs, "variant": best}}
+                  "per_fold_C": cs, "variant": best, "variants_tried": len(variants)}}
+    if nested is not None:
+        out["cv"]["protocol"] += "; the variant is chosen by the CV rule inside each outer fold (4-fold GroupKFold)"
     fused: dict[str, np.ndarray] = {}
     for split in ("test", "external"):
         xs, _ = features(d[f"{split}_probs"], meas[split], class_names, use)
@@ -176,7 +223,8 @@ def main() -> int:
 
 def write_card(args: argparse.Namespace, base: dict[str, Any], fusion: Fusion, c: float, metrics: dict[str, Any],
                results: dict[str, Any]) -> None:
-    card = {k: v for k, v in base.items() if k not in ("metrics", "bench", "default")}
+    card = {k: v for k, v in base.items() if k not in ("metrics", "bench")}
+    card["default"] = False  # `pick_default` decides by the CV rule
     card["name"] = args.name
     card["description"] = (f"{base['description']} Its class probabilities and the slice's atrophy measures "
                            f"(mrivision.measure_atrophy) fused by a logistic regression ({metrics['cv']['variant']}).")

@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from mrivision.anatomy.atrophy import (ATROPHY_SIGN, AUC_FILE, MEASURE_LABELS, MEASURES, measure_atrophy,
                                       slice_measures)
-from mrivision.anatomy.cohort import auc_table, read_cohort, slice_table, subject_means
+from mrivision.evaluation.atrophy_cohort import auc_table, read_cohort, slice_table, subject_means
 from mrivision.anatomy.tissue import CSF, VENTRICLE, Tissue
 from mrivision.evaluation.metrics import CONFIDENCE
 from mrivision.evaluation.tables import value_with_ci

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrivision.evaluation.calibration import apply_temperature
+from mrivision.model.outputs import apply_temperature
 from mrivision.evaluation.metrics import evaluate_predictions
 from mrivision.inference.predictor import Predictor
 from mrivision.inputs.datasets import load_dataset, read_sample, subjects_of

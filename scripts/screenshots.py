@@ -27,7 +27,8 @@ def main() -> int:
         page.wait_for_selector("input[type=file]", state="attached", timeout=180_000)
         page.locator("input[type=file]").first.set_input_files(str(ROOT / "examples/MildDemented_slice29_scan10.jpg"))
         page.get_by_text("Predicted stage").first.wait_for(timeout=240_000)
-        time.sleep(8)
+        page.get_by_text("overlay for").first.wait_for(timeout=240_000)  # the heatmap is drawn
+        time.sleep(3)
         page.screenshot(path=str(ROOT / "docs/predict.png"), full_page=True)
         page.goto(f"{url}/metrics", timeout=60_000)
         page.get_by_text("Confusion matrix").first.wait_for(timeout=240_000)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mrivision.evaluation.deletion import TOP_PERCENT, deletion_score, random_drops, top_drops
-from mrivision.evaluation.calibration import softmax
+from mrivision.model.outputs import softmax
 from mrivision.explain.cam import explain
 from mrivision.inference.predictor import Predictor
 from mrivision.inputs.datasets import load_dataset, read_sample

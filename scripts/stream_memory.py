@@ -11,7 +11,6 @@ trained on), prints the child's peak RSS, and deletes the data. Run under `nice`
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from mrivision.bench.system import children_peak_rss_mb  # noqa: E402
 from mrivision.inputs.datasets import load_dataset  # noqa: E402
+from mrivision.model.card import ModelCard  # noqa: E402
 
 TRAIN = ROOT.parent / "shared" / "data" / "alzheimer-4class" / "train"
 TINY = {"input_size": [32, 32], "extra": {"widths": [8, 16, 16, 32]}, "head_dropout": 0.0, "framing": "letterbox"}
@@ -105,11 +105,11 @@ def main() -> int:
             return done.returncode
         peak = children_peak_rss_mb()
         n_read, opened, read_all = reader_alone(data, args.buffer)
-        card = json.loads((work / "weights" / "stream_memory.json").read_text())["training"]
+        training = ModelCard.read(work / "weights" / "stream_memory.json").training
         print(f"data: {args.copies} x train/ = {rows} rows, {size / 2**20:.0f} MiB Parquet, row groups of "
               f"{args.row_group}, stream_buffer {args.buffer}")
-        print(f"one epoch streamed: {card['n_train']} training + {card['n_val']} validation rows, {seconds:.0f} s")
-        print(f"peak RSS of the training process: {peak:.0f} MiB (card, before shipping: {card['peak_rss_mb']} MiB)")
+        print(f"one epoch streamed: {training.n_train} training + {training.n_val} validation rows, {seconds:.0f} s")
+        print(f"peak RSS of the training process: {peak:.0f} MiB (card, before shipping: {training.peak_rss_mb} MiB)")
         print(f"the reader alone, every row of every row group: {n_read} rows; RSS {opened:.0f} MiB after opening "
               f"(imports, footers), at most {read_all:.0f} MiB while reading (+{read_all - opened:.0f} MiB)")
     finally:

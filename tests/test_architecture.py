@@ -107,6 +107,24 @@ def test_no_import_circle():
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
 
 
+
+def layer(name: str) -> str:
+    """The subpackage a module belongs to (`mrivision.inference.scan` -> `inference`), or the top-level module."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_no_import_circle_between_subpackages():
+    graph: dict[str, set[str]] = {}
+    for name in MODULES:
+        graph.setdefault(layer(name), set()).update(layer(m) for m in edges(name) if layer(m) != layer(name))
+    for node in {m for targets in graph.values() for m in targets}:
+        graph.setdefault(node, set())
+    graph.pop("mrivision", None)  # the package's own __init__ re-exports public names from every layer
+    graph = {k: v - {"mrivision"} for k, v in graph.items()}
+    cycle = find_cycle(graph)
+    assert cycle is None, "subpackages import each other: " + " -> ".join(cycle or [])
+
 def test_no_module_imports_another_modules_private_names():
     offences = []
     for name in MODULES:

@@ -107,3 +107,24 @@ def test_report_of_a_volume_names_slice_time_model_and_label(tiny_model, tmp_pat
     assert "Case: Case 7 / ward B" in text and f"Shows slice {shown} of 12" in text and "Model tiny" in text
     created = dt.datetime.strptime(text.split("Created ")[1][:19], "%Y-%m-%d %H:%M:%S")
     assert before <= created <= dt.datetime.now()
+
+
+def test_report_scores_with_the_engine_file_and_never_loads_torch(tiny_model, tmp_path):
+    """The quick path of `mrivision report VOLUME`: engine file, no Grad-CAM unless --heatmap, so no torch."""
+    import shutil
+    import subprocess
+    import sys
+
+    from test_scan import nifti_bytes, scan_with_off_level
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tiny_model.with_suffix(suffix), tmp_path / f"tiny{suffix}")
+    assert main(["export", str(tmp_path / "tiny.safetensors")]) == 0
+    volume = tmp_path / "scan.nii.gz"
+    volume.write_bytes(nifti_bytes(scan_with_off_level(2, seed=3)[0], gz=True))
+    probe = ("import sys; from mrivision.cli import main; code = main(sys.argv[1:]); "
+             "print('torch' in sys.modules); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", probe, "report", str(volume), "--out", str(tmp_path / "c.pdf"),
+                           "--model", str(tmp_path / "tiny.safetensors")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"

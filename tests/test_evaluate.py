@@ -11,7 +11,8 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from mrivision.constants import BINARY_CLASS_NAMES, CLASS_NAMES
-from mrivision.evaluation.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from mrivision.evaluation.calibration import expected_calibration_error, fit_temperature
+from mrivision.model.outputs import apply_temperature
 from mrivision.evaluation.metrics import aggregate_by_group, bootstrap_ci, evaluate_predictions
 from mrivision.evaluation.tables import format_report, metrics_from_predictions_csv, predictions_table
 

@@ -87,3 +87,6 @@ def test_fusion_with_atrophy_measures(shipped: Path) -> None:
     cnn = base.predict_proba([img])
     expected = fusion.predict_proba(fusion.feature_matrix(cnn, base.class_names, [measured]))
     np.testing.assert_allclose(fusion.apply(cnn, base.class_names, [img]), expected, rtol=1e-12)
+    blank = np.zeros_like(img)  # no brain: nothing to measure, the CNN's answer stands
+    both = fusion.apply(np.concatenate([cnn, cnn]), base.class_names, [img, blank])
+    np.testing.assert_allclose(both, np.concatenate([expected, cnn]), rtol=1e-12)

@@ -40,8 +40,9 @@ def dicom_slice(pixels: np.ndarray, z: float, series: str, *, normal_axis: str =
     if phi:
         for k, v in PHI.items():
             setattr(ds, k, v)
-    ds.ImageOrientationPatient = {"axial": [1, 0, 0, 0, 1, 0], "sagittal": [0, 1, 0, 0, 0, -1]}[normal_axis]
-    ds.ImagePositionPatient = [0.0, 0.0, float(z)] if normal_axis == "axial" else [float(z), 0.0, 0.0]
+    ds.ImageOrientationPatient = {"axial": [1, 0, 0, 0, 1, 0], "axial_down": [1, 0, 0, 0, -1, 0],
+                                  "sagittal": [0, 1, 0, 0, 0, -1]}[normal_axis]
+    ds.ImagePositionPatient = [0.0, 0.0, float(z)] if normal_axis.startswith("axial") else [float(z), 0.0, 0.0]
     ds.PixelSpacing = [1.0, 1.0]
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
@@ -102,6 +103,15 @@ def test_nifti_volume_round_trip_and_spacing():
     assert v.slices.shape == vol.shape and v.source == "nifti" and v.spacing == (2.0, 1.0, 1.0)
     np.testing.assert_allclose(v.slices, vol / vol.max(), atol=1e-6)  # one intensity scale for the scan
 
+
+def test_dicom_series_whose_slice_normal_points_down_has_a_positive_spacing():
+    rng = np.random.default_rng(2)
+    slices = [make_slice(1, rng) for _ in range(4)]
+    files = [dicom_slice(s, 4.0 * k, "1.2.4", normal_axis="axial_down") for k, s in enumerate(slices)]
+    v = load_volume(files[::-1], names=[f"f{i}.dcm" for i in range(4)])
+    assert v.spacing == (4.0, 1.0, 1.0)
+    for k in range(4):  # inferior to superior, whatever way the normal points
+        assert np.corrcoef(v.slices[k].ravel(), slices[k].ravel())[0, 1] > 0.99
 
 def test_dicom_series_is_sorted_by_position_and_zip_is_read_in_memory():
     rng = np.random.default_rng(1)

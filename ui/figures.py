@@ -7,8 +7,6 @@ import plotly.graph_objects as go
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10))
 CLASS_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")  # Okabe-Ito
-PLOTLY_CONFIG = {"displaylogo": False, "showLink": False, "showSendToCloud": False, "showEditInChartStudio": False,
-                 "typesetMath": False}  # nothing that links to or loads from another host
 
 
 def probability_bar(probabilities: dict[str, float], predicted: str | None = None, title: str = "Class probabilities") -> go.Figure:

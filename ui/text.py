@@ -11,8 +11,8 @@ import numpy as np
 from mrivision.evaluation.tables import format_ci
 
 NOT_MEASURED = "not measured"  # the one word for a value a card does not record
-SHORT_STAGES = {"NonDemented": "Non-demented", "VeryMildDemented": "Very mild", "MildDemented": "Mild",
-                "ModerateDemented": "Moderate", "Demented": "Demented"}
+SHORT_STAGES = {"NonDemented": "Non\u2011demented", "VeryMildDemented": "Very\u00a0mild", "MildDemented": "Mild",
+                "ModerateDemented": "Moderate", "Demented": "Demented"}  # non-breaking: never cut mid-name
 _MD_SPECIAL = set(string.punctuation)
 
 

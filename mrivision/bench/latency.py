@@ -39,7 +39,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from mrivision.bench.system import child_env, cpu_count, cpu_name, peak_rss_mb, reset_peak_rss
-from mrivision.evaluation.calibration import softmax
+from mrivision.model.outputs import softmax
 from mrivision.inputs.transforms import batch_array
 
 UNTRAINED = "untrained (architecture only)"

@@ -1,8 +1,5 @@
-"""Probabilities from logits and how well they are calibrated: softmax with a temperature, the
-temperature fitted on validation logits, and the expected calibration error (ECE).
-
-The one softmax of the package: the Predictor, training, cross-validation and the benchmarks use it.
-Numpy only at import (scipy loads inside `fit_temperature`), so a torch-free Predictor stays light.
+"""How well probabilities are calibrated: the temperature fitted on validation logits and the expected
+calibration error (ECE). The softmax itself is `mrivision.model.outputs.softmax`.
 """
 from __future__ import annotations
 
@@ -11,26 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mrivision.evaluation.numeric import as_number, safe_div
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax, numerically stable; float32 stays float32."""
-    z = np.asarray(logits)
-    shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """softmax(logits / temperature), row-wise, in the logits' float precision."""
-    z = np.asarray(logits)
-    if not np.issubdtype(z.dtype, np.floating):
-        z = z.astype(float)
-    return np.exp(log_softmax(z / temperature))
-
-
-def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """`softmax` in float64 (for metrics and stored probabilities)."""
-    return softmax(np.asarray(logits, dtype=float), temperature)
+from mrivision.model.outputs import log_softmax
 
 
 def fit_temperature(logits: np.ndarray, y_true: Sequence[int]) -> float:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 import cv2
 import numpy as np
 
-from mrivision.evaluation.calibration import softmax
+from mrivision.model.outputs import softmax
 from mrivision.inputs.framing import brain_region
 
 if TYPE_CHECKING:
@@ -71,8 +71,8 @@ class DeletionScore:
         """E.g. "Blurring the hottest 20% of the brain costs 2.4 x a random 20% (31 vs 13 points)."."""
         points = f"{self.top_drop * 100:.0f} vs {self.random_drop * 100:.0f} points"
         if self.ratio is None:
-            return (f"Blurring the hottest {self.percent}% of the brain costs {points} of confidence; "
-                    f"a random {self.percent}% costs almost nothing, so no ratio.")
+            return (f"Blurring the hottest {self.percent}% of the brain costs {self.top_drop * 100:.0f} points of "
+                    f"confidence, a random {self.percent}% {self.random_drop * 100:.0f} (too little for a ratio).")
         return f"Blurring the hottest {self.percent}% of the brain costs {self.ratio:.1f} x a random {self.percent}% ({points})."
 
     def to_dict(self) -> dict[str, float | int | None]:

@@ -34,7 +34,7 @@ from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 from scipy.stats import spearmanr
 from torch import nn
 
-from mrivision.evaluation.calibration import softmax
+from mrivision.model.outputs import softmax
 from mrivision.evaluation.deletion import heavy_blur
 from mrivision.explain.cam import explain
 from mrivision.inference.predictor import Predictor

@@ -37,7 +37,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from mrivision.evaluation.calibration import expected_calibration_error
 from mrivision.evaluation.numeric import as_number, safe_div
-from mrivision.evaluation.stages import expected_stage
+from mrivision.model.outputs import expected_stage
 
 CONFIDENCE = 0.95
 MAX_ROC_POINTS = 200

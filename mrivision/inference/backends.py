@@ -109,38 +109,31 @@ class InMemory:
     by `prepare` or else by the first non-empty `run` (a few seconds, once)."""
 
     def __init__(self, model: TorchModel) -> None:
+        from mrivision.inference.in_memory import LazyFast
+
         self.model = model
-        self._lazy: LazyFast | None = None
-        self._lock = threading.Lock()
+        self._lazy = LazyFast(model.get)
 
     @property
     def ready(self) -> bool:
-        return self._lazy is not None and self._lazy.built
-
-    def _fast(self) -> LazyFast:
-        with self._lock:
-            if self._lazy is None:
-                from mrivision.inference.in_memory import LazyFast
-
-                self._lazy = LazyFast(self.model.get())
-            return self._lazy
+        return self._lazy.built
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         if not len(batch):
             return Eager(self.model).run(batch)
         import torch
 
-        fast = self._fast().get()
+        fast = self._lazy.get()
         with torch.inference_mode():
             return fast(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).float().numpy()
 
     def prepare(self) -> None:
-        self._fast().get()
+        self._lazy.get()
 
     def info(self) -> dict[str, Any]:
         if not self.ready:
             return Eager(self.model).info()
-        built = self._fast().get().info
+        built = self._lazy.get().info
         return {"backend": built.backend, "max_abs_diff": built.max_abs_diff, "notes": list(built.notes)}
 
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mrivision.evaluation.calibration import softmax
+from mrivision.model.outputs import softmax
 
 CNN_PREFIX = "log_p:"  # feature names of the CNN's class log-probabilities: "log_p:NonDemented", ...
 EPS = 1e-6
@@ -74,10 +74,23 @@ class Fusion:
         return softmax(z @ np.array(self.coef).T + np.array(self.intercept))
 
     def apply(self, cnn_probs: np.ndarray, class_names: Sequence[str], images: Sequence[np.ndarray]) -> np.ndarray:
-        """Fused probabilities of slices from their CNN probabilities (measuring atrophy when needed)."""
-        measures = None
-        if self.measures:
-            from mrivision.anatomy.atrophy import measure_atrophy
+        """Fused probabilities of slices from their CNN probabilities (measuring atrophy when needed).
+        A slice whose atrophy cannot be measured (no brain found) keeps its CNN probabilities; the
+        OOD check flags such slices."""
+        cnn_probs = np.asarray(cnn_probs, np.float64)
+        if not self.measures:
+            return self.predict_proba(self.feature_matrix(cnn_probs, class_names))
+        from mrivision.anatomy.atrophy import measure_atrophy
 
-            measures = [measure_atrophy(im).as_dict() for im in images]
-        return self.predict_proba(self.feature_matrix(cnn_probs, class_names, measures))
+        measures: list[Mapping[str, float]] = []
+        ok = np.zeros(len(images), bool)
+        for i, im in enumerate(images):
+            try:
+                measures.append(measure_atrophy(im).as_dict())
+                ok[i] = True
+            except ValueError:  # includes ImageLoadError: nothing to measure on this slice
+                continue
+        out = cnn_probs.copy()
+        if ok.any():
+            out[ok] = self.predict_proba(self.feature_matrix(cnn_probs[ok], class_names, measures))
+        return out

@@ -242,9 +242,10 @@ _BUILD_LOCK = threading.Lock()  # one build at a time in the process (exporter/t
 
 
 class LazyFast:
-    """Builds `optimize_for_inference(model)` once, on first use, from any number of threads."""
+    """Builds `optimize_for_inference(model())` once, on first use, from any number of threads
+    (`model` is called then: a model that loads lazily loads inside the same build)."""
 
-    def __init__(self, model: nn.Module, **kwargs: Any) -> None:
+    def __init__(self, model: Callable[[], nn.Module], **kwargs: Any) -> None:
         self.model = model
         self.kwargs = kwargs
         self._fast: FastModule | None = None
@@ -260,14 +261,9 @@ class LazyFast:
             with self._lock:
                 if self._fast is None:
                     with _BUILD_LOCK:
-                        self._fast = optimize_for_inference(self.model, **self.kwargs)
+                        self._fast = optimize_for_inference(self.model(), **self.kwargs)
                 fast = self._fast
         return fast
-
-    def reset(self) -> None:
-        """Forget the built module (after the model's weights changed)."""
-        with self._lock:
-            self._fast = None
 
 
 def export_engine(model: nn.Module, weights: Path, weights_sha256: str, atol: float = DEFAULT_ATOL) -> Path:

@@ -20,8 +20,8 @@ from mrivision.inputs.framing import Frame
 from mrivision.inference.backends import Backend, Eager, TorchModel, choose
 from mrivision.inference.engine_file import OnnxEngine, load_engine
 from mrivision.model.spec import ModelSpec
-from mrivision.evaluation.calibration import softmax
-from mrivision.evaluation.stages import expected_stage
+from mrivision.model.outputs import softmax
+from mrivision.model.outputs import expected_stage
 from mrivision.inference.ood import assess, ood_warnings
 from mrivision.inference.fusion import Fusion
 from mrivision.inference.prediction import Prediction

@@ -26,7 +26,7 @@ from mrivision.anatomy.view import sagittal_view
 from mrivision.inputs.framing import Frame, background_level, brain_mask
 from mrivision.inference.ood import WARNING_UNCERTAIN
 from mrivision.inference.prediction import Prediction
-from mrivision.evaluation.stages import expected_stage
+from mrivision.model.outputs import expected_stage
 from mrivision.model.spec import ModelSpec
 from mrivision.inputs.transforms import frame
 from mrivision.inputs.volume import Source, Volume, load_volume

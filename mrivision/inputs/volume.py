@@ -166,7 +166,7 @@ def _dicom_series(files: list[tuple[bytes, str | None]], sniffed: list[bool]) ->
     if pixel is not None and len(order) > 1 and normal is not None:
         positions = [_position(headers[i], normal) for i in order]
         if None not in positions:
-            spacing = (float(np.median(np.diff(positions))), float(pixel[0]), float(pixel[1]))
+            spacing = (abs(float(np.median(np.diff(positions)))), float(pixel[0]), float(pixel[1]))  # normal may point down
     return Volume(np.stack(slices), "dicom series" if len(slices) > 1 else "2-D image", spacing, how)
 
 

@@ -70,3 +70,15 @@ class TrainConfig:
 def build_spec(cfg: TrainConfig) -> ModelSpec:
     """The registered spec with the config's overrides (and shipped name)."""
     return get_spec(cfg.model).replace(**cfg.spec, **({"name": cfg.name} if cfg.name else {}))
+
+
+def start_run(cfg: TrainConfig) -> ModelSpec:
+    """What `train` and `cv` do first: the thread count, the seeds, and the run's spec."""
+    import numpy as np
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    return build_spec(cfg)

@@ -23,15 +23,16 @@ import numpy as np
 import torch
 
 from mrivision.inputs.datasets import Sample, group_split, groups_by_class
-from mrivision.evaluation.calibration import apply_temperature, fit_temperature
+from mrivision.evaluation.calibration import fit_temperature
+from mrivision.model.outputs import apply_temperature
 from mrivision.evaluation.metrics import evaluate_predictions
 from mrivision.evaluation.tables import format_report, predictions_table
 from mrivision.model.zoo import create_model
-from mrivision.training.config import TrainConfig, build_spec
+from mrivision.training.config import TrainConfig, build_spec, start_run
 from mrivision.training.distributed import Dist, process_group, quiet
 from mrivision.training.features import FeatureSource
 from mrivision.training.finish import distributed_fields
-from mrivision.training.loop import fit, set_seed
+from mrivision.training.loop import fit
 from mrivision.training.splits import check_disjoint, prepare_data
 from mrivision.inputs.transforms import frame
 from mrivision.model.card import ModelCard
@@ -67,10 +68,7 @@ def cross_validate(cfg: TrainConfig, resume: bool = False, log: Callable[[str], 
 
 
 def _cross_validate(cfg: TrainConfig, resume: bool, log: Callable[[str], None], dist: Dist) -> dict[str, Any]:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    set_seed(cfg.seed)
-    spec = build_spec(cfg)
+    spec = start_run(cfg)
     cv_dir = Path(cfg.run_dir) / cfg.run_name / "cv"
     if dist.is_main:
         cv_dir.mkdir(parents=True, exist_ok=True)

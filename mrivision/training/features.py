@@ -39,6 +39,18 @@ class TrainingSource(Protocol):
         ...
 
 
+def model_inputs(model: MRINet, canvases: Sequence[np.ndarray], augment: Augment | None, rng: np.random.Generator,
+                 device: torch.device | str) -> torch.Tensor:
+    """What the trainable part of `model` takes for these framed slices: augmented (when `augment`),
+    normalised, then through the frozen prefix (no gradients)."""
+    ims = [augment(im, rng) for im in canvases] if augment is not None else list(canvases)
+    x = torch.from_numpy(normalise(ims, model.spec)).to(device)
+    if model.split_index() == 0:
+        return x
+    with torch.no_grad():
+        return model.frozen_part()(x)
+
+
 class FeatureSource:
     """Inputs to the trainable part for any subset of framed canvases: cached frozen features
     (view 0 clean, the others augmented), or (augmented) canvases run through the frozen prefix."""
@@ -100,14 +112,8 @@ class FeatureSource:
         if self.cached is not None:
             views = rng.integers(0, self.cached.shape[0], size=len(idx)) if train else np.zeros(len(idx), int)
             return self.cached[torch.from_numpy(views), torch.from_numpy(np.asarray(idx))].float().to(self.device)
-        ims = [self.canvases[i] for i in idx]
-        if train and self.augment is not None:
-            ims = [self.augment(im, rng) for im in ims]
-        x = torch.from_numpy(normalise(ims, self.model.spec)).to(self.device)
-        if self.model.split_index() == 0:
-            return x
-        with torch.no_grad():
-            return self.model.frozen_part()(x)
+        return model_inputs(self.model, [self.canvases[i] for i in idx], self.augment if train else None, rng,
+                            self.device)
 
     def train_batches(self, tr_idx: np.ndarray, labels: np.ndarray, epoch: int, dist: Dist = SINGLE) -> tuple[int, Batches]:
         """One epoch of this process's training batches (class-balanced draws, `sampling`): their

@@ -15,17 +15,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from mrivision.evaluation.calibration import apply_temperature
+from mrivision.model.outputs import apply_temperature
 from mrivision.evaluation.metrics import evaluate_predictions
 from mrivision.model.zoo import MRINet
 from mrivision.training.config import TrainConfig
 from mrivision.training.distributed import SINGLE, Dist, save_atomic
 from mrivision.training.features import TrainingSource
-
-
-def set_seed(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed)
 
 
 def val_metrics(labels: np.ndarray, logits: np.ndarray, loss: float, class_names: Sequence[str]) -> dict[str, float]:

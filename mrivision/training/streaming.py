@@ -24,13 +24,13 @@ from torch import nn
 from mrivision.inputs.datasets import Sample
 from mrivision.inputs.image import load_image
 from mrivision.inputs.streaming import ParquetStream
-from mrivision.inputs.transforms import Augment, frame, normalise
+from mrivision.inputs.transforms import Augment, frame
 from mrivision.model.card import ModelCard
 from mrivision.model.spec import ModelSpec
 from mrivision.model.zoo import MRINet, create_model
 from mrivision.training.config import TrainConfig
 from mrivision.training.distributed import SINGLE, Dist
-from mrivision.training.features import Batches
+from mrivision.training.features import Batches, model_inputs
 from mrivision.training.finish import finish
 from mrivision.training.loop import fit
 from mrivision.training.sampling import sampler_weights
@@ -50,14 +50,7 @@ class StreamSource:
         return [frame(load_image(b), self.model.spec)[0] for b in blobs]
 
     def inputs(self, blobs: Sequence[bytes], rng: np.random.Generator, train: bool) -> torch.Tensor:
-        ims = self.canvases(blobs)
-        if train and self.augment is not None:
-            ims = [self.augment(im, rng) for im in ims]
-        x = torch.from_numpy(normalise(ims, self.model.spec)).to(self.device)
-        if self.model.split_index() == 0:
-            return x
-        with torch.no_grad():
-            return self.model.frozen_part()(x)
+        return model_inputs(self.model, self.canvases(blobs), self.augment if train else None, rng, self.device)
 
     def train_batches(self, tr_idx: np.ndarray, labels: np.ndarray, epoch: int, dist: Dist = SINGLE) -> tuple[int, Batches]:
         """One epoch of this process's batches from its row groups (see the module's note on balance)."""

@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from mrivision.inputs.transforms import frame
 from mrivision.model.card import ModelCard
 from mrivision.model.zoo import create_model
-from mrivision.training.config import TrainConfig, build_spec
+from mrivision.training.config import TrainConfig, start_run
 from mrivision.training.distributed import Dist, process_group, quiet
 from mrivision.training.features import FeatureSource
 from mrivision.training.finish import finish
-from mrivision.training.loop import fit, set_seed
+from mrivision.training.loop import fit
 from mrivision.training.splits import prepare_data
 from mrivision.training.streaming import train_streaming
 
@@ -34,10 +33,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
 
 
 def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], dist: Dist) -> ModelCard:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    set_seed(cfg.seed)
-    spec = build_spec(cfg)
+    spec = start_run(cfg)
     run_dir = Path(cfg.run_dir) / cfg.run_name
     started = time.time()
     if cfg.stream:
