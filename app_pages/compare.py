@@ -53,7 +53,7 @@ if show_heatmaps:
         cols = st.columns(per_row)
         for col, (entry, predictor, p) in zip(cols, results[start:start + per_row]):
             with col:
-                heat = cam_view.explain(entry, predictor, key, img, cam_view.DEFAULT_METHOD, p.label)
+                heat = cam_view.explain(entry, predictor, key, img, cam_view.default_method(predictor), p.label)
                 if heat is not None:
                     page.show_image(cam_view.overlay_rgb(img, heat),
                                     caption=f"{text.esc(entry.name)}: {p.label} ({p.confidence:.0%})")

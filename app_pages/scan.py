@@ -95,14 +95,14 @@ with c:
     st.metric("This slice's stage", slice_result.label)
     st.plotly_chart(figures.probability_bar(slice_result.probabilities, slice_result.label), key="scan_slice_probs")
 with b:
-    heat = cam_view.explain(entry, predictor, f"{scan.key}:{index}", img, cam_view.DEFAULT_METHOD, slice_result.label)
+    heat = cam_view.explain(entry, predictor, f"{scan.key}:{index}", img, cam_view.default_method(predictor), slice_result.label)
     if heat is not None:
         page.show_image(cam_view.overlay_rgb(img, heat), caption=f"Grad-CAM overlay for {slice_result.label}")
 page.warnings_for(slice_result)
 
 st.subheader("Case report")
 report_heat = heat if (index, slice_result.label) == (shown, result.label) else cam_view.explain(
-    entry, predictor, f"{scan.key}:{shown}", volume.slices[shown], cam_view.DEFAULT_METHOD, result.label)
+    entry, predictor, f"{scan.key}:{shown}", volume.slices[shown], cam_view.default_method(predictor), result.label)
 st.caption(f"The report gives the scan's stage and shows slice {shown}, the used slice most typical of the scan's "
            "answer (the command line's `mrivision report` shows the same slice).")
 report_button(predictor, result, volume.slices[shown], report_heat, shown, f"{scan.key}:scan", atrophy=tissue)

@@ -16,7 +16,6 @@ test/ and the external cohort (validation only: nothing is fitted there).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from mrivision.evaluation.metrics import evaluate_predictions
 from mrivision.evaluation.tables import binary_auc_with_ci, value_with_ci
 from mrivision.inference.fusion import CNN_PREFIX, Fusion
 from mrivision.inputs.datasets import fingerprint, load_dataset, read_sample
-from mrivision.model.card import resolve, write_json_atomic
+from mrivision.model.card import ModelCard, resolve
 
 CS = np.logspace(-3, 2, 11)
 DATA = {"train": "../shared/data/alzheimer-4class/train", "test": "../shared/data/alzheimer-4class/test",
@@ -153,8 +152,8 @@ def main() -> int:
     cache = Path(args.probs).parent
     d = dict(np.load(args.probs))
     _, base_card_path = resolve(args.base)
-    base = json.loads(base_card_path.read_text())
-    class_names = list(base["spec"]["class_names"])
+    base = ModelCard.read(base_card_path)
+    class_names = list(base.class_names)
     shared = Path(args.atrophy_tables) if args.atrophy_tables else None
     meas = {s: atrophy_table(s, d[f"{s}_names"], cache, shared) for s in ("train", "test", "external")}
     y, groups, folds = d["train_labels"], d["train_groups"], d["train_folds"]
@@ -208,7 +207,7 @@ def main() -> int:
         probs = final.predict_proba(xs)
         subjects = d[f"{split}_subjects"] if split == "external" else None
         result = evaluate_predictions(d[f"{split}_labels"], probs, class_names, d[f"{split}_groups"], subjects=subjects)
-        base_r = base["metrics"][split]
+        base_r = base.metrics[split]
         print(f"{split}: fusion {summary(result)}; base CNN bal.acc {base_r['scan']['balanced_accuracy']:.3f}, "
               f"impaired AUC {base_r['binary_auc']['scan']:.3f}")
         samples = load_dataset(DATA[split])
@@ -221,21 +220,20 @@ def main() -> int:
     return 0
 
 
-def write_card(args: argparse.Namespace, base: dict[str, Any], fusion: Fusion, c: float, metrics: dict[str, Any],
+def write_card(args: argparse.Namespace, base: ModelCard, fusion: Fusion, c: float, metrics: dict[str, Any],
                results: dict[str, Any]) -> None:
-    card = {k: v for k, v in base.items() if k not in ("metrics", "bench")}
-    card["default"] = False  # `pick_default` decides by the CV rule
-    card["name"] = args.name
-    card["description"] = (f"{base['description']} Its class probabilities and the slice's atrophy measures "
-                           f"(mrivision.measure_atrophy) fused by a logistic regression ({metrics['cv']['variant']}).")
-    card["fusion"] = {**fusion.to_dict(), "base": args.base, "C": c, "sklearn": "LogisticRegressionCV (multinomial, L2)",
-                      "variants": {k: {"balanced_accuracy_excl_last": r[0]["scan"]["balanced_accuracy_excl_last"],
-                                       "impaired_auc": r[0]["binary_auc"]["scan"]} for k, r in results.items()},
-                      "script": "scripts/fit_fusion.py"}
-    card["metrics"] = metrics
-    card["spec"] = {**base["spec"], "name": args.name}
+    """The fusion's card: the base's card (spec, preprocessing, OOD, weights) with the fusion, its own
+    name and metrics, no bench (not measured); `pick_default` decides the default by the CV rule."""
+    card = base.replace(
+        spec=base.spec.replace(name=args.name), default=False, bench=None, metrics=metrics,
+        description=(f"{base.description} Its class probabilities and the slice's atrophy measures "
+                     f"(mrivision.measure_atrophy) fused by a logistic regression ({metrics['cv']['variant']})."),
+        fusion={**fusion.to_dict(), "base": args.base, "C": c, "sklearn": "LogisticRegressionCV (multinomial, L2)",
+                "variants": {k: {"balanced_accuracy_excl_last": r[0]["scan"]["balanced_accuracy_excl_last"],
+                                 "impaired_auc": r[0]["binary_auc"]["scan"]} for k, r in results.items()},
+                "script": "scripts/fit_fusion.py"})
     path = resolve(args.base)[1].parent / f"{args.name}.json"
-    write_json_atomic(path, card)
+    card.write(path)
     print("wrote", path)
 
 

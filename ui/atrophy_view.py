@@ -16,7 +16,7 @@ from mrivision.anatomy.atrophy import (MEASURE_LABELS, MEASURES, REFERENCE_RANGE
 from mrivision.anatomy.tissue import legend, overlay
 from mrivision.evaluation.tables import value_with_ci
 from ui import page
-from ui.text import esc
+from ui.text import NOT_MEASURED, esc
 
 REFERENCE_NOTE = ("Percentile among the NonDemented subjects of this project's training set ({n} subjects, "
                   "their mean over slices at the trained level); the shaded band is their {lo:.0f}th-{hi:.0f}th "
@@ -77,8 +77,8 @@ def auc_section() -> None:
         return
     st.subheader("Atrophy measures (no model)")
     rows = [{"measure": r["label"], "impaired when": r["direction"],
-             "train/ subjects AUC [95% CI]": value_with_ci(r, "cv", "auc"),
-             "external cohort AUC [95% CI]": value_with_ci(r, "external", "auc")}
+             "train/ subjects AUC [95% CI]": value_with_ci(r, "cv", "auc", missing=NOT_MEASURED),
+             "external cohort AUC [95% CI]": value_with_ci(r, "external", "auc", missing=NOT_MEASURED)}
             for r in results["measures"].values()]
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.caption(f"How well each tissue measure of `measure_atrophy` separates impaired from NonDemented, with no "

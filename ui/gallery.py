@@ -86,7 +86,7 @@ def misclassified_gallery(entry: ModelEntry, limit_default: int = 6) -> None:
         with cols[shown % 4]:
             caption = esc(f"{row['path']}: true {row['true']}, predicted {row['predicted']}")
             heat = None if predictor is None else cam_view.explain(
-                entry, predictor, image_key(source, None), img, cam_view.DEFAULT_METHOD, str(row["predicted"]))
+                entry, predictor, image_key(source, None), img, cam_view.default_method(predictor), str(row["predicted"]))
             show_image(cam_view.overlay_rgb(img, heat) if heat is not None else img, caption=caption)
         shown += 1
     if missing:

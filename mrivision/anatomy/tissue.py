@@ -15,14 +15,14 @@ brain's bounding box.
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
+from threading import Lock
 
 import cv2
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import GaussianMixture
-
 from mrivision.inputs.framing import Frame, brain_mask, canonicalize
 
 CANVAS = (208, 176)  # the training slices' size: every slice is segmented on this canvas
@@ -56,8 +56,33 @@ class Tissue:
     labels: np.ndarray
 
 
+_CACHE: OrderedDict[bytes, Tissue] = OrderedDict()  # recent slices by content: a scan's slices are measured
+_CACHE_LOCK = Lock()                                # for the fusion model and again for the report's panel
+CACHE_SLICES = 32
+
+
 def segment_slice(img: np.ndarray) -> Tissue:
-    """Frame a [0, 1] slice canonically and segment it; ValueError when no brain is found."""
+    """Frame a [0, 1] slice canonically and segment it; ValueError when no brain is found. The same
+    pixels give the same (read-only) segmentation, computed once for the last `CACHE_SLICES` slices."""
+    arr = np.ascontiguousarray(img)
+    h = hashlib.blake2b(repr((arr.shape, arr.dtype.str)).encode(), digest_size=16)
+    h.update(arr.tobytes())
+    key = h.digest()
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    tissue = _segment(arr)
+    for a in (tissue.canvas, tissue.brain, tissue.labels):
+        a.setflags(write=False)
+    with _CACHE_LOCK:
+        _CACHE[key] = tissue
+        while len(_CACHE) > CACHE_SLICES:
+            _CACHE.popitem(last=False)
+    return tissue
+
+
+def _segment(img: np.ndarray) -> Tissue:
     canvas, placed = canonicalize(img, CANVAS)
     brain = brain_mask(canvas, 0.0) if placed.brain_found else np.zeros(CANVAS, bool)
     if brain.sum() < MIN_BRAIN_PX:
@@ -69,6 +94,9 @@ def segment_slice(img: np.ndarray) -> Tissue:
 
 def tissue_posteriors(canvas: np.ndarray, brain: np.ndarray) -> np.ndarray:
     """(n_brain_pixels, 3) posteriors of CSF, grey, white from the mixture, before smoothing."""
+    from sklearn.exceptions import ConvergenceWarning  # scikit-learn loads when a slice is first segmented
+    from sklearn.mixture import GaussianMixture
+
     values = canvas[brain].astype(np.float64)
     rng = np.random.default_rng(0)
     fit = values if len(values) <= FIT_PIXELS else rng.choice(values, FIT_PIXELS, replace=False)
