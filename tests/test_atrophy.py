@@ -60,6 +60,22 @@ def test_bigger_ventricles_measure_bigger_and_rank_higher():
     assert large.percentiles["ventricle_fraction"] >= small.percentiles["ventricle_fraction"]
 
 
+
+def test_a_slice_is_segmented_once_and_its_maps_cannot_be_changed():
+    from mrivision.anatomy.tissue import clear_cache, segment_slice
+
+    img, _ = phantom(seed=3)
+    clear_cache()
+    first = segment_slice(img)
+    assert segment_slice(img.copy()) is first  # the same pixels: the kept segmentation
+    other = img.copy()
+    other[100, 80] += 0.05
+    assert segment_slice(other) is not first  # one pixel changed: measured afresh
+    with pytest.raises(ValueError):
+        first.labels[0, 0] = CSF  # read-only: no caller can change what the next one gets
+    clear_cache()
+    assert segment_slice(img) is not first and np.array_equal(segment_slice(img).labels, first.labels)
+
 def test_percentiles_are_monotone_and_match_the_shipped_reference():
     for name in MEASURES:
         ref = reference()[name]

@@ -82,6 +82,12 @@ def segment_slice(img: np.ndarray) -> Tissue:
     return tissue
 
 
+
+def clear_cache() -> None:
+    """Forget the segmentations kept by `segment_slice` (benchmarks time a cold measurement)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
 def _segment(img: np.ndarray) -> Tissue:
     canvas, placed = canonicalize(img, CANVAS)
     brain = brain_mask(canvas, 0.0) if placed.brain_found else np.zeros(CANVAS, bool)

@@ -25,6 +25,7 @@ def bench_scan(predictor: Any, runs: int = 10) -> dict[str, Any]:
     """Per benchmark scan: p50 wall and CPU seconds of `predict_scan` on the loaded volume and of
     reading the file; slices used and their MNI z. Then p50 seconds of the case report's PDF alone and
     with its Grad-CAM heatmap (what `mrivision report` does after loading the model)."""
+    from mrivision.anatomy.tissue import clear_cache
     from mrivision.inputs.volume import load_volume
     from mrivision.report import case_report
 
@@ -34,6 +35,7 @@ def bench_scan(predictor: Any, runs: int = 10) -> dict[str, Any]:
         result = predictor.predict_scan(volume)  # warm: engine, template, registration
         wall, cpu = [], []
         for _ in range(runs):
+            clear_cache()  # every run measures the slices' tissue afresh (a fusion model reads it)
             c = time.process_time()
             wall.append(timed(lambda: predictor.predict_scan(volume))[0])
             cpu.append(time.process_time() - c)
