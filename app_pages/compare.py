@@ -13,7 +13,7 @@ if not models:
 
 source, slice_index, img = sources.require_slice("compare")
 key = sources.image_key(source, slice_index)
-show_heatmaps = st.toggle("Show Grad-CAM heatmaps", value=True, key="compare_heatmaps")
+show_heatmaps = st.toggle("Show heatmaps", value=True, key="compare_heatmaps")
 
 results = []
 for entry in models:

@@ -33,6 +33,9 @@ if method == "scorecam":
     st.caption("Score-CAM runs one forward pass per feature channel and can take a while on a CPU.")
 if method == "random":
     st.caption("Random is a sanity baseline: a heatmap with no relation to the model.")
+if method == "occlusion":
+    st.caption("Occlusion blurs one patch of the brain at a time and maps how much the class's probability "
+               "falls (about 2 s on a CPU).")
 
 heat = cam_view.explain(entry, predictor, sources.image_key(source, slice_index), img, method, target)
 if heat is None:

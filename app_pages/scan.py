@@ -95,9 +95,11 @@ with c:
     st.metric("This slice's stage", slice_result.label)
     st.plotly_chart(figures.probability_bar(slice_result.probabilities, slice_result.label), key="scan_slice_probs")
 with b:
-    heat = cam_view.explain(entry, predictor, f"{scan.key}:{index}", img, cam_view.default_method(predictor), slice_result.label)
+    method = cam_view.default_method(predictor)
+    heat = cam_view.explain(entry, predictor, f"{scan.key}:{index}", img, method, slice_result.label)
     if heat is not None:
-        page.show_image(cam_view.overlay_rgb(img, heat), caption=f"Grad-CAM overlay for {slice_result.label}")
+        page.show_image(cam_view.overlay_rgb(img, heat),
+                        caption=f"{cam_view.method_label(method)} overlay for {slice_result.label}")
 page.warnings_for(slice_result)
 
 st.subheader("Case report")

@@ -154,7 +154,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except ImageLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    heat = predictor.explain(image, target=result.label) if args.heatmap else None  # Grad-CAM needs torch (seconds)
+    heat = predictor.explain(image, target=result.label) if args.heatmap else None  # the card's method (CAM: torch)
     try:  # the tissue measures of the slices the stage came from
         scan = hasattr(result, "slices_used")
         atrophy = measure_atrophy(volume, result.slices_used) if scan else measure_atrophy(image)
@@ -167,13 +167,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from mrivision.explain.cam import overlay
+    from mrivision.explain.heatmap import overlay
     from mrivision.inputs.datasets import encode_png
     from mrivision.errors import ImageLoadError
     from mrivision.inputs.image import load_image
     from mrivision.inference.predictor import load_model
 
-    predictor = load_model(args.model, fast=False)
+    predictor = load_model(args.model, build=False)  # occlusion runs on the engine file; a CAM loads torch
     try:
         img = load_image(args.file, slice_index=args.slice)
     except ImageLoadError as exc:
@@ -324,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slice", type=int, help="report this one slice of a 3-D volume")
     p.add_argument("--label", help="a case label printed on the report (free text you choose; never read from "
                                    "the file)")
-    p.add_argument("--heatmap", action="store_true", help="add the Grad-CAM heatmap beside the slice, as the app's "
-                   "report has (loads PyTorch: a few seconds more)")
+    p.add_argument("--heatmap", action="store_true", help="add the heatmap of the card's method beside the slice, as "
+                   "the app's report has (a CAM loads PyTorch: a few seconds more)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("explain", help="write a CAM heatmap for an image")

@@ -108,12 +108,12 @@ def case_report(predictor: "Predictor", result: "Prediction | ScanPrediction", i
     img = np.clip(np.asarray(image, np.float32), 0, 1)
     pdf.image(_png(img), x=pdf.l_margin, y=y, w=80)
     if heatmap is not None:
-        from mrivision.explain.cam import overlay
+        from mrivision.explain.heatmap import overlay
 
         pdf.image(_png(overlay(img, heatmap)), x=pdf.l_margin + 90, y=y, w=80)
     pdf.set_y(y + 80 * img.shape[0] / img.shape[1] + 3)
     pdf.set_font("Helvetica", "", 8)
-    pdf.cell(0, 4, "Left: the slice. Right: Grad-CAM heatmap of the predicted stage (where the model looked; "
+    pdf.cell(0, 4, "Left: the slice. Right: heatmap of the predicted stage (where the model looked; "
                    "not a lesion map)." if heatmap is not None else "The slice.", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 12)

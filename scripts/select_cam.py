@@ -1,6 +1,7 @@
 """Choose the CAM method and target layer of a model by the deletion check on training slices.
 
-For every (method, layer) pair: heatmaps of the predicted class on a class-stratified sample of
+For every (method, layer) pair (and once for the gradient-free "occlusion", which has neither a
+layer nor a score): heatmaps of the predicted class on a class-stratified sample of
 `train/` slices (never `test/`), then `evaluation.deletion`: blurring the hottest 20% of the brain
 against a smooth random 20% (ratio of the mean confidence drops). The best pair is confirmed on a
 second, disjoint sample of training slices and written to the card's `cam` section (with
@@ -20,11 +21,12 @@ import torch
 from mrivision.evaluation.deletion import TOP_PERCENT, deletion_score, random_drops, top_drops
 from mrivision.model.outputs import softmax
 from mrivision.explain.cam import explain
+from mrivision.explain.occlusion import occlusion
 from mrivision.inference.predictor import Predictor
 from mrivision.inputs.datasets import load_dataset, read_sample
 from mrivision.model.card import ModelCard, resolve
 
-METHODS = ("gradcam", "hirescam", "layercam", "gradcam++")
+METHODS = ("gradcam", "hirescam", "layercam", "gradcam++", "occlusion")
 LAYERS = ("block5", "block6", "bn2", "head.block")  # shared prefix's last block; members' block, last conv, head
 
 
@@ -39,11 +41,18 @@ def sample(data: str, class_names: tuple[str, ...], n: int, seed: int, exclude: 
     return [(samples[i].name, read_sample(samples[i])) for i in sorted(picked)]
 
 
-def measure(predictor: Predictor, images: list[np.ndarray], method: str, layer: str, score: str, targets: np.ndarray,
-            before: np.ndarray, rand: np.ndarray) -> dict[str, float | None]:
+def heatmaps(predictor: Predictor, images: list[np.ndarray], targets: np.ndarray, method: str, layer: str | None,
+             score: str | None) -> list[np.ndarray]:
+    if method == "occlusion":  # on the prediction backend (`explain.occlusion`)
+        return [occlusion(predictor, im, int(t)) for im, t in zip(images, targets)]
     with predictor.lock:
-        heats = [explain(predictor.model, im, method=method, target=int(t), layer=layer, score=score)
-                 for im, t in zip(images, targets)]
+        return [explain(predictor.model, im, method=method, target=int(t), layer=layer, score=str(score))
+                for im, t in zip(images, targets)]
+
+
+def measure(predictor: Predictor, images: list[np.ndarray], method: str, layer: str | None, score: str | None,
+            targets: np.ndarray, before: np.ndarray, rand: np.ndarray) -> dict[str, float | None]:
+    heats = heatmaps(predictor, images, targets, method, layer, score)
     top = top_drops(predictor, images, heats, targets, before)
     ratio = float(top.mean() / rand.mean()) if rand.mean() > 0 else None
     return {"top_drop": float(top.mean()), "random_drop": float(rand.mean()), "ratio": ratio}
@@ -60,7 +69,7 @@ def main() -> int:
     ap.add_argument("--write", action="store_true", help="write the choice into the card's `cam` section")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    predictor = Predictor.load(args.model, fast=False)
+    predictor = Predictor.load(args.model)  # its engine file predicts (occlusion); CAM loads torch
     chosen = sample(args.data, predictor.class_names, args.n, seed=0, exclude=set())
     images = [im for _, im in chosen]
     probs = softmax(predictor.logits(images))
@@ -73,22 +82,24 @@ def main() -> int:
     for score in args.scores.split(","):
         for layer in args.layers.split(","):
             for method in args.methods.split(","):
+                if method == "occlusion" and any(r["method"] == method for r in rows):
+                    continue  # no layer or score: measured once
+                at, of = (None, None) if method == "occlusion" else (layer, score)
                 t0 = time.time()
-                row = {"method": method, "layer": layer, "score": score,
-                       **measure(predictor, images, method, layer, score, targets, before, rand)}
+                row = {"method": method, "layer": at, "score": of,
+                       **measure(predictor, images, method, at, of, targets, before, rand)}
                 rows.append(row)
                 ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}"
-                print(f"  {score:11s} {layer:11s} {method:10s} top {row['top_drop'] * 100:5.1f} points  "
+                print(f"  {of or '-':11s} {at or '-':11s} {method:10s} top {row['top_drop'] * 100:5.1f} points  "
                       f"ratio {ratio:>5s}  ({time.time() - t0:.0f} s)", flush=True)
     best = max(rows, key=lambda r: r["ratio"] if r["ratio"] is not None else -np.inf)
     again = sample(args.data, predictor.class_names, args.n, seed=1, exclude={name for name, _ in chosen})
     images2 = [im for _, im in again]
     targets2 = predictor.logits(images2).argmax(1)
-    with predictor.lock:
-        heats2 = [explain(predictor.model, im, method=best["method"], target=int(t), layer=best["layer"],
-                          score=best["score"]) for im, t in zip(images2, targets2)]
+    heats2 = heatmaps(predictor, images2, targets2, best["method"], best["layer"], best["score"])
     confirm = deletion_score(predictor, images2, heats2, targets2, seed=1)
-    print(f"chosen: {best['method']} at {best['layer']} on the {best['score']} (ratio {best['ratio']:.2f} on the selection slices); "
+    where = "" if best["layer"] is None else f" at {best['layer']} on the {best['score']}"
+    print(f"chosen: {best['method']}{where} (ratio {best['ratio']:.2f} on the selection slices); "
           f"on {len(images2)} other training slices: {confirm.sentence()}")
     if args.write:
         _, card_path = resolve(args.model)

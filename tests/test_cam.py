@@ -18,7 +18,8 @@ from conftest import TINY_SPEC, tiny_config
 from pytorch_grad_cam.base_cam import BaseCAM
 from synthetic import make_slice, write_png
 
-from mrivision.explain.cam import COLORMAPS, METHODS, explain, overlay
+from mrivision.explain.cam import METHODS, explain
+from mrivision.explain.heatmap import COLORMAPS, overlay
 from mrivision.inputs.framing import letterbox_box
 from mrivision.model.zoo import MRINet, ModelSpec, create_model, list_specs
 from mrivision.inference.predictor import Predictor

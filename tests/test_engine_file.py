@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import make_slice
 
 from mrivision.inference import in_memory as fast_inference
 from mrivision.model.card import ModelCard, default_shipped, pick_default, resolve
@@ -66,6 +67,19 @@ def test_engine_predictor_explains_with_the_torch_model_loaded_on_demand(model_c
     assert heat.shape == img.shape and np.isfinite(heat).all() and heat.max() > 0
     assert predictor.warm_up() is predictor  # nothing left to build; the engine still serves
     assert predictor.engine_info()["backend"] == ENGINE_BACKEND
+
+
+def test_occlusion_heatmap_runs_on_the_engine_file_without_importing_torch(model_copy, tmp_path):
+    assert main(["export", str(model_copy)]) == 0
+    img = make_slice(3, np.random.default_rng(0))
+    np.save(tmp_path / "img.npy", img)
+    code = ("import json, sys, numpy as np; from mrivision import load_model; "
+            f"p = load_model({str(model_copy)!r}); h = p.explain(np.load({str(tmp_path / 'img.npy')!r}), "
+            "method='occlusion'); print(json.dumps({'torch': 'torch' in sys.modules, 'shape': list(h.shape), "
+            "'max': float(h.max()), 'min': float(h.min())}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"torch": False, "shape": list(img.shape), "max": 1.0, "min": 0.0}
 
 
 def test_stale_or_damaged_engine_files_are_not_used(model_copy, capsys):

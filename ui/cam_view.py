@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import streamlit as st
 
+from mrivision.explain.heatmap import COLORMAPS, overlay
 from ui.catalogue import ModelEntry
 from ui.text import esc
 
@@ -18,27 +19,23 @@ DEFAULT_METHOD = "gradcam"
 SEND_BEFORE_IMPORTS_S = 0.25
 METHOD_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "hirescam": "HiResCAM", "xgradcam": "XGrad-CAM",
                  "layercam": "LayerCAM", "eigencam": "Eigen-CAM", "scorecam": "Score-CAM (slow)",
-                 "random": "Random (sanity baseline)"}
+                 "random": "Random (sanity baseline)", "occlusion": "Occlusion (no gradients)"}
 
 
 def cam_module():
-    """`mrivision.explain.cam` (METHODS, COLORMAPS, overlay), or None if this installation lacks it."""
-    try:
-        from mrivision.explain import cam
-    except ImportError:
-        return None
+    """`mrivision.explain.cam` (its import brings torch: seconds, once per process)."""
+    from mrivision.explain import cam
+
     return cam
 
 
 def cam_methods() -> list[str]:
-    cam = cam_module()
-    return list(getattr(cam, "METHODS", [])) if cam else []
+    """The Grad-CAM family and the gradient-free occlusion (`mrivision.explain.occlusion`)."""
+    return [*cam_module().METHODS, "occlusion"]
 
 
 def colormaps() -> list[str]:
-    cam = cam_module()
-    names = list(getattr(cam, "COLORMAPS", [])) if cam else []
-    return names or ["jet"]
+    return list(COLORMAPS)
 
 
 def default_method(predictor: Predictor) -> str:
@@ -68,11 +65,8 @@ def class_index(names: Sequence[str], label: str) -> int:
 
 
 def overlay_rgb(img: np.ndarray, heat: np.ndarray, alpha: float = 0.45, colormap: str = "jet") -> np.ndarray:
-    """RGB uint8 overlay via `mrivision.explain.cam.overlay`."""
-    rgb = np.asarray(cam_module().overlay(img, heat, alpha=alpha, colormap=colormap), dtype=np.float32)
-    if rgb.max() > 1.0 + 1e-6:  # tolerate an implementation that returns 0..255
-        rgb = rgb / 255.0
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    """RGB uint8 overlay (`mrivision.explain.heatmap.overlay`: coloured inside the brain only)."""
+    return (np.clip(overlay(img, heat, alpha=alpha, colormap=colormap), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def heat_rgb(img: np.ndarray, heat: np.ndarray, colormap: str = "jet") -> np.ndarray:
@@ -94,9 +88,6 @@ def explain(entry: ModelEntry, predictor: Predictor, image_key: str, img: np.nda
         # before ~4 s of torch imports, which hold Python's interpreter lock and would hold up the
         # server's sending for most of a second.
         time.sleep(SEND_BEFORE_IMPORTS_S)
-    if cam_module() is None:
-        st.info("Heatmaps are not available in this installation (the CAM module is missing).")
-        return None
     try:
         with st.spinner(f"Computing {method_label(method)} for {esc(target)}…"):
             return _explain(entry.cache_key, image_key, method, target, predictor, img)

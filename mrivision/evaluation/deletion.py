@@ -19,6 +19,7 @@ import numpy as np
 
 from mrivision.model.outputs import softmax
 from mrivision.inputs.framing import brain_region
+from mrivision.explain.heatmap import heavy_blur
 
 if TYPE_CHECKING:
     from mrivision.inference.predictor import Predictor
@@ -26,13 +27,6 @@ if TYPE_CHECKING:
 TOP_PERCENT = 20
 N_RANDOM = 4  # random regions per slice (their drops are averaged)
 MIN_RANDOM_DROP = 0.005  # below half a percentage point a ratio means nothing
-
-
-def heavy_blur(img: np.ndarray) -> np.ndarray:
-    """The fill for removed pixels: a Gaussian blur with sigma 1/8 of the slice's shorter side."""
-    sigma = max(1.0, min(img.shape) / 8)
-    return cv2.GaussianBlur(np.asarray(img, np.float32), (0, 0), sigmaX=sigma, sigmaY=sigma,
-                            borderType=cv2.BORDER_CONSTANT)
 
 
 def hottest(heat: np.ndarray, region: np.ndarray, percent: float, rng: np.random.Generator) -> np.ndarray:

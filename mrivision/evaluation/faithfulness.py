@@ -35,7 +35,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from mrivision.model.outputs import softmax
-from mrivision.evaluation.deletion import heavy_blur
+from mrivision.explain.heatmap import heavy_blur
 from mrivision.explain.cam import explain
 from mrivision.inference.predictor import Predictor
 

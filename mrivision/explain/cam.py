@@ -1,4 +1,4 @@
-"""Grad-CAM family heatmaps for one slice, at the slice's own resolution, and a colour overlay.
+"""Grad-CAM family heatmaps for one slice, at the slice's own resolution (overlays: `explain.heatmap`).
 
 The methods are pytorch-grad-cam's (one module per method there); `METHODS` names them. Our
 models see the slice framed on their canvas (`mrivision.inputs.framing`: canonical or letterboxed), so
@@ -11,7 +11,6 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-import cv2
 import numpy as np
 import torch
 from pytorch_grad_cam import (
@@ -28,7 +27,7 @@ from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from mrivision.model.zoo import MRINet
-from mrivision.inputs.framing import Frame, brain_region, unframe
+from mrivision.explain.heatmap import mask_to_brain, to_input
 from mrivision.inputs.transforms import frame, normalise
 
 METHODS: dict[str, type] = {
@@ -55,15 +54,6 @@ class _Probability:
     def __call__(self, output: torch.Tensor) -> torch.Tensor:
         k = int(output.argmax(-1)) if self.category is None else self.category
         return torch.softmax(output, dim=-1)[..., k]
-
-
-COLORMAPS: dict[str, int] = {
-    "jet": cv2.COLORMAP_JET,
-    "inferno": cv2.COLORMAP_INFERNO,
-    "viridis": cv2.COLORMAP_VIRIDIS,
-    "turbo": cv2.COLORMAP_TURBO,
-    "hot": cv2.COLORMAP_HOT,
-}
 
 
 class _OwnThreadActivations(ActivationsAndGradients):
@@ -104,22 +94,6 @@ def _gradients_to_input_only(model: torch.nn.Module) -> Iterator[None]:
         for p, flag in flags:
             p.requires_grad_(flag)
         model.train(was_training)
-
-
-def _to_input(heat: np.ndarray, frame: Frame) -> np.ndarray:
-    """A canvas heatmap back on the input slice (`framing.unframe`), rescaled to [0,1]."""
-    out = unframe(heat, frame)
-    lo, hi = float(out.min()), float(out.max())
-    if hi - lo < 1e-6:  # constant map: nothing is highlighted
-        return np.zeros(frame.shape, np.float32)
-    return np.clip((out - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
-
-
-def mask_to_brain(heat: np.ndarray, img: np.ndarray) -> np.ndarray:
-    """`heat` zeroed outside the slice's brain (`framing.brain_region`), rescaled to a maximum of 1."""
-    out = np.where(brain_region(img), heat, 0.0).astype(np.float32)
-    top = float(out.max())
-    return out / top if top > 1e-6 else out
 
 
 def explain(model: MRINet, img: np.ndarray, method: str = "gradcam", target: int | None = None,
@@ -171,23 +145,5 @@ def explain(model: MRINet, img: np.ndarray, method: str = "gradcam", target: int
         finally:
             cam.activations_and_grads.release()
             cam.outputs = None  # drop the retained graph now rather than at garbage collection
-    heat = _to_input(heat, placed)
+    heat = to_input(heat, placed)
     return mask_to_brain(heat, img) if brain_only else heat
-
-
-def overlay(img: np.ndarray, heat: np.ndarray, alpha: float = 0.45, colormap: str = "jet",
-            brain_only: bool = True) -> np.ndarray:
-    """RGB float [0,1] HxWx3: the colour-mapped heatmap blended (weight `alpha`) on the gray slice,
-    inside the brain only (`framing.brain_region`) unless `brain_only=False`."""
-    if colormap not in COLORMAPS:
-        raise ValueError(f"unknown colormap {colormap!r}; choose from {', '.join(COLORMAPS)}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    img = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-    heat = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
-    if img.ndim != 2 or heat.shape != img.shape:
-        raise ValueError(f"need a 2-D slice and a heatmap of the same shape, got {img.shape} and {heat.shape}")
-    colour = cv2.applyColorMap(np.uint8(np.round(heat * 255)), COLORMAPS[colormap])
-    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-    weight = alpha * (brain_region(img) if brain_only else np.ones(img.shape, bool))[..., None]
-    return np.clip((1.0 - weight) * img[..., None] + weight * colour, 0.0, 1.0).astype(np.float32)

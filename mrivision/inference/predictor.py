@@ -198,15 +198,21 @@ class Predictor:
                 aug_smooth: bool = False) -> np.ndarray:
         """Heatmap in [0,1] at the input's resolution for `target` (default: the predicted class),
         zero outside the brain. `method` and the layer: the card's `cam` choice (`scripts/select_cam.py`),
-        else Grad-CAM at the spec's target layer."""
-        from mrivision.explain.cam import explain
-
+        else Grad-CAM at the spec's target layer. "occlusion" (`explain.occlusion`) runs on the
+        prediction backend, without torch."""
         if isinstance(target, str):
             target = self.class_names.index(target)
         cam = self.card.cam or {}
+        method = method or str(cam.get("method", "gradcam"))
+        if method == "occlusion":
+            from mrivision.explain.occlusion import occlusion
+
+            return occlusion(self, img, target)
+        from mrivision.explain.cam import explain
+
         with self.lock:
-            return explain(self.model, img, method=method or str(cam.get("method", "gradcam")), target=target,
-                           aug_smooth=aug_smooth, layer=cam.get("layer"), score=str(cam.get("score", "logit")))
+            return explain(self.model, img, method=method, target=target,
+                           aug_smooth=aug_smooth, layer=cam.get("layer"), score=str(cam.get("score") or "logit"))
 
 
 def load_model(name_or_path: str | Path, fast: bool = True, build: bool = True) -> Predictor:
