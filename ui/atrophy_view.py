@@ -32,6 +32,10 @@ def _measure(image_key: str, _src: np.ndarray | Volume, slices: tuple[int, ...] 
         return str(exc)
 
 
+def _label_side(percentile: float) -> str:
+    """Where a marker's label goes so that it stays inside the plot at either end of the axis."""
+    return "top right" if percentile < 20 else "top left" if percentile > 80 else "top center"
+
 def percentile_figure(m: AtrophyMeasures) -> go.Figure:
     """One row per measure: the 0-100 percentile axis, the reference band, and the measure's percentile."""
     names = [MEASURE_LABELS[k] for k in MEASURES]
@@ -41,10 +45,11 @@ def percentile_figure(m: AtrophyMeasures) -> go.Figure:
     ranges = [reference_range(k) for k in MEASURES]
     fig.add_trace(go.Scatter(
         x=[m.percentiles[k] for k in MEASURES], y=names, mode="markers+text", marker=dict(size=13, color="#0072B2"),
-        text=[f"{getattr(m, k):.1%} (p{m.percentiles[k]:.0f})" for k in MEASURES], textposition="top center",
+        text=[f"{getattr(m, k):.1%} (p{m.percentiles[k]:.0f})" for k in MEASURES],
+        textposition=[_label_side(m.percentiles[k]) for k in MEASURES],
         customdata=[[f"{a:.1%}", f"{b:.1%}"] for a, b in ranges], showlegend=False,
         hovertemplate="%{text}<br>reference range %{customdata[0]} to %{customdata[1]}<extra></extra>"))
-    fig.update_layout(xaxis=dict(range=[0, 100], title="percentile among NonDemented training subjects"),
+    fig.update_layout(xaxis=dict(range=[-4, 104], title="percentile (NonDemented training subjects)"),
                       yaxis=dict(autorange="reversed"), height=90 + 48 * len(names),
                       margin=dict(l=10, r=10, t=20, b=10))
     return fig
