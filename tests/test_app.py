@@ -379,17 +379,12 @@ def test_agreement_lines():
     assert lines[2][0] == "warning" and "Demented: 2, NonDemented: 1" in lines[2][1]
 
 
-def test_escape_and_latency():
-    from ui.catalogue import bench_latency_ms
+def test_escape():
     from ui.text import esc, safe_stem
 
     assert esc("a_b*[c](d)") == "a\\_b\\*\\[c\\]\\(d\\)"
     assert safe_stem("../../etc/passwd") == "image"
     assert safe_stem("scan 01.nii.gz") == "scan_01"
-    assert bench_latency_ms({"predict_ms_p50": 2.5, "naive_ms_p50": 9}) == 2.5
-    assert bench_latency_ms({"latency_ms": 3}) == 3.0
-    assert bench_latency_ms({"cpu": {"latency_s": 0.01}}) == pytest.approx(10.0)
-    assert bench_latency_ms(None) is None
 
 
 def test_with_an_engine_file_torch_loads_only_once_the_app_is_idle(tiny_model, tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import streamlit as st
 
@@ -12,7 +12,7 @@ from mrivision import ModelLoadError
 from mrivision.constants import WEIGHTS_ENV, weights_dir as package_weights_dir
 from mrivision.model.card import ModelCard, list_shipped, pick_default, weights_of
 
-from ui.text import fmt, is_number
+from ui.text import fmt
 
 NUMBER_LABEL = "new-patient balanced accuracy"  # what model_number is, in words
 NUMBER_HELP = ("Balanced accuracy per subject on new patients (subject-level cross-validation over train/); "
@@ -104,19 +104,6 @@ def model_number(m: ModelEntry) -> float | None:
 def model_label(m: ModelEntry) -> str:
     """The model's name and its one number, e.g. "neurostagenet_cv · 0.329" or "altzcnn · not measured"."""
     return f"{m.name} · {fmt(model_number(m))}"
-
-
-def bench_latency_ms(bench: Mapping[str, Any] | None) -> float | None:
-    """Batch-1 prediction latency (ms, p50) from a card's `bench` section, if it has one."""
-    if not isinstance(bench, Mapping):
-        return None
-    if is_number(bench.get("predict_ms_p50")):
-        return float(bench["predict_ms_p50"])
-    for d in [bench] + [v for v in bench.values() if isinstance(v, Mapping)]:  # other layouts
-        for k, v in d.items():
-            if is_number(v) and "latency" in k.lower():
-                return float(v) * (1000.0 if k.lower().endswith(("_s", "seconds")) else 1.0)
-    return None
 
 
 def split_label(card: ModelCard) -> str:

@@ -10,7 +10,7 @@ import streamlit as st
 from mrivision.evaluation.tables import binary_auc_with_ci, metrics_from_predictions_csv, value_with_ci
 from mrivision.model.card import ModelCard
 from ui.cam_view import method_label
-from ui.catalogue import ModelEntry, bench_latency_ms, model_number, split_label
+from ui.catalogue import ModelEntry, model_number, split_label
 from ui.text import NOT_MEASURED, cell, duration, fmt, fmt_ci, is_number
 
 HEADLINE = (("Accuracy", "accuracy"), ("Balanced accuracy", "balanced_accuracy"), ("Macro-F1", "macro_f1"))
@@ -157,7 +157,7 @@ def models_table(models: Sequence[ModelEntry], default_key: str | None) -> pd.Da
             "classes": len(m.card.class_names) or None,
             "ECE": ((m.card.metrics_for("test") or {}).get("calibration") or {}).get("ece"),
             "parameters": m.card.parameters,
-            "latency p50 (ms/slice)": bench_latency_ms(m.card.bench),
+            "latency p50 (ms/slice)": m.card.bench_value("predict_ms_p50"),
             "predict + Grad-CAM (ms)": m.card.bench_value("predict_cam_ms_p50"),
             "training time": "ensemble of CV folds" if is_ensemble(m.card)
             else duration(m.card.training and m.card.training.seconds),
