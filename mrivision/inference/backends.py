@@ -91,11 +91,7 @@ class Eager:
         return self.model.loaded
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        model = self.model.get()
-        with torch.inference_mode():
-            return model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).float().numpy()
+        return _run_torch(self.model.get(), batch)
 
     def prepare(self) -> None:
         self.model.get()
@@ -119,13 +115,7 @@ class InMemory:
         return self._lazy.built
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        if not len(batch):
-            return Eager(self.model).run(batch)
-        import torch
-
-        fast = self._lazy.get()
-        with torch.inference_mode():
-            return fast(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).float().numpy()
+        return _run_torch(self._lazy.get() if len(batch) else self.model.get(), batch)
 
     def prepare(self) -> None:
         self._lazy.get()
@@ -136,6 +126,13 @@ class InMemory:
         built = self._lazy.get().info
         return {"backend": built.backend, "max_abs_diff": built.max_abs_diff, "notes": list(built.notes)}
 
+
+def _run_torch(module: Callable[..., Any], batch: np.ndarray) -> np.ndarray:
+    """Logits of a float32 (N, 1, H, W) batch through a PyTorch module or built engine, no autograd."""
+    import torch
+
+    with torch.inference_mode():
+        return module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).float().numpy()
 
 def choose(model: TorchModel, engine: OnnxEngine | None, fast: bool, build: bool) -> Backend:
     """The engine file when there is one (and `fast`), else an in-memory build (with `build`), else eager."""
