@@ -9,8 +9,8 @@ page.page_header("About MRI Vision")
 
 st.markdown("""
 **What it is.** MRI Vision classifies single axial brain MRI slices into four classes used by a public
-data set — NonDemented, VeryMildDemented, MildDemented and ModerateDemented — and shows class-activation
-heatmaps (Grad-CAM and related methods) of what drove the model's output.
+data set — NonDemented, VeryMildDemented, MildDemented and ModerateDemented — and shows heatmaps of what
+drove the model's output (occlusion sensitivity, Grad-CAM and related methods).
 
 **Intended use.** Research and education: exploring how image classifiers behave on MRI slices, how they
 are evaluated, and where they fail. It is not a medical device and must not be used for diagnosis,

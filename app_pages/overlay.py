@@ -36,6 +36,9 @@ if method == "random":
 if method == "occlusion":
     st.caption("Occlusion blurs one patch of the brain at a time and maps how much the class's probability "
                "falls (about 2 s on a CPU).")
+if method == "iterative_occlusion":
+    st.caption("Iterative occlusion blurs patches one after another, each time the one that lowers the class's "
+               "probability most given those already blurred; the hottest were blurred first (a few seconds on a CPU).")
 
 heat = cam_view.explain(entry, predictor, sources.image_key(source, slice_index), img, method, target)
 if heat is None:

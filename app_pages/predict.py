@@ -1,4 +1,4 @@
-"""Predict: upload slices or volumes, see the predicted stage, calibrated confidence and Grad-CAM."""
+"""Predict: upload slices or volumes, see the predicted stage, calibrated confidence and a heatmap."""
 from pathlib import Path
 
 import pandas as pd

@@ -61,8 +61,9 @@ with left:
         st.caption(f"{text.esc(scan.label)} is a single slice, so this is that slice's stage; a whole scan "
                    "(a volume, a DICOM series or several slices) gives a steadier answer.")
     else:
+        order = f" Slices: {text.esc(volume.orientation)}." if volume.orientation else ""
         st.caption(f"From {len(result.slices_used)} of {result.n_slices} slices (those at the level the model was "
-                   f"trained on); {result.agreement:.0%} of them agree. {text.esc(volume.orientation)}")
+                   f"trained on); {result.agreement:.0%} of them agree.{order}")
     if result.sagittal is not None:
         page.show_image(result.sagittal, caption=scans.placement_caption(result))
 with right:

@@ -1,7 +1,7 @@
 """Choose the CAM method and target layer of a model by the deletion check on training slices.
 
-For every (method, layer) pair (and once for the gradient-free "occlusion", which has neither a
-layer nor a score): heatmaps of the predicted class on a class-stratified sample of
+For every (method, layer) pair (and once for each gradient-free occlusion method, which has
+neither a layer nor a score): heatmaps of the predicted class on a class-stratified sample of
 `train/` slices (never `test/`), then `evaluation.deletion`: blurring the hottest 20% of the brain
 against a smooth random 20% (ratio of the mean confidence drops). The best pair is confirmed on a
 second, disjoint sample of training slices and written to the card's `cam` section (with
@@ -21,12 +21,12 @@ import torch
 from mrivision.evaluation.deletion import TOP_PERCENT, deletion_score, random_drops, top_drops
 from mrivision.model.outputs import softmax
 from mrivision.explain.cam import explain
-from mrivision.explain.occlusion import occlusion
+from mrivision.explain import occlusion
 from mrivision.inference.predictor import Predictor
 from mrivision.inputs.datasets import load_dataset, read_sample
 from mrivision.model.card import ModelCard, resolve
 
-METHODS = ("gradcam", "hirescam", "layercam", "gradcam++", "occlusion")
+METHODS = ("gradcam", "hirescam", "layercam", "gradcam++", *occlusion.METHODS)
 LAYERS = ("block5", "block6", "bn2", "head.block")  # shared prefix's last block; members' block, last conv, head
 
 
@@ -43,8 +43,8 @@ def sample(data: str, class_names: tuple[str, ...], n: int, seed: int, exclude: 
 
 def heatmaps(predictor: Predictor, images: list[np.ndarray], targets: np.ndarray, method: str, layer: str | None,
              score: str | None) -> list[np.ndarray]:
-    if method == "occlusion":  # on the prediction backend (`explain.occlusion`)
-        return [occlusion(predictor, im, int(t)) for im, t in zip(images, targets)]
+    if method in occlusion.METHODS:  # on the prediction backend (`explain.occlusion`)
+        return [getattr(occlusion, method)(predictor, im, int(t)) for im, t in zip(images, targets)]
     with predictor.lock:
         return [explain(predictor.model, im, method=method, target=int(t), layer=layer, score=str(score))
                 for im, t in zip(images, targets)]
@@ -82,9 +82,9 @@ def main() -> int:
     for score in args.scores.split(","):
         for layer in args.layers.split(","):
             for method in args.methods.split(","):
-                if method == "occlusion" and any(r["method"] == method for r in rows):
+                if method in occlusion.METHODS and any(r["method"] == method for r in rows):
                     continue  # no layer or score: measured once
-                at, of = (None, None) if method == "occlusion" else (layer, score)
+                at, of = (None, None) if method in occlusion.METHODS else (layer, score)
                 t0 = time.time()
                 row = {"method": method, "layer": at, "score": of,
                        **measure(predictor, images, method, at, of, targets, before, rand)}

@@ -9,17 +9,21 @@ import numpy as np
 import streamlit as st
 
 from mrivision.explain.heatmap import COLORMAPS, overlay
+from mrivision.explain.occlusion import METHODS as OCCLUSION_METHODS
 from ui.catalogue import ModelEntry
 from ui.text import esc
 
 if TYPE_CHECKING:
     from mrivision import Predictor
+    from mrivision.model.card import ModelCard
 
 DEFAULT_METHOD = "gradcam"
+SLOW_METHODS = frozenset({"scorecam", "iterative_occlusion"})  # seconds per slice on a CPU
 SEND_BEFORE_IMPORTS_S = 0.25
 METHOD_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "hirescam": "HiResCAM", "xgradcam": "XGrad-CAM",
                  "layercam": "LayerCAM", "eigencam": "Eigen-CAM", "scorecam": "Score-CAM (slow)",
-                 "random": "Random (sanity baseline)", "occlusion": "Occlusion (no gradients)"}
+                 "random": "Random (sanity baseline)", "occlusion": "Occlusion (no gradients)",
+                 "iterative_occlusion": "Iterative occlusion (no gradients)"}
 
 
 def cam_module():
@@ -30,8 +34,8 @@ def cam_module():
 
 
 def cam_methods() -> list[str]:
-    """The Grad-CAM family and the gradient-free occlusion (`mrivision.explain.occlusion`)."""
-    return [*cam_module().METHODS, "occlusion"]
+    """The Grad-CAM family and the gradient-free occlusion methods (`mrivision.explain.occlusion`)."""
+    return [*cam_module().METHODS, *OCCLUSION_METHODS]
 
 
 def colormaps() -> list[str]:
@@ -39,8 +43,13 @@ def colormaps() -> list[str]:
 
 
 def default_method(predictor: Predictor) -> str:
-    """The CAM method the model's card chose (`scripts/select_cam.py`), else DEFAULT_METHOD."""
-    return str((predictor.card.cam or {}).get("method") or DEFAULT_METHOD)
+    """The heatmap method the model's card chose (`scripts/select_cam.py`), else DEFAULT_METHOD."""
+    return default_method_of(predictor.card)
+
+
+def default_method_of(card: ModelCard) -> str:
+    """`default_method` read from a card (without loading the model)."""
+    return str((card.cam or {}).get("method") or DEFAULT_METHOD)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)

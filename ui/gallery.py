@@ -1,4 +1,4 @@
-"""The Metrics page's gallery of misclassified test slices, with the Grad-CAM of the predicted class."""
+"""The Metrics page's gallery of misclassified test slices, with the heatmap of the predicted class."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,7 +39,7 @@ def _read_predictions(path: str, mtime_ns: int) -> pd.DataFrame | None:
 
 
 def misclassified_gallery(entry: ModelEntry, limit_default: int = 6) -> None:
-    """Wrongly classified test slices with the Grad-CAM of the predicted class, if the files are here."""
+    """Wrongly classified test slices with the heatmap of the predicted class, if the files are here."""
     csv = entry.predictions_csv
     if not csv.is_file():
         st.caption("No predictions file was shipped with this model, so there is no gallery.")
@@ -62,7 +62,10 @@ def misclassified_gallery(entry: ModelEntry, limit_default: int = 6) -> None:
         st.dataframe(wrong.head(50), hide_index=True)
         return
     n = st.slider("Slices to show", 1, min(24, len(wrong)), min(limit_default, len(wrong)), key="metrics_gallery_n")
-    heatmaps = st.toggle("Show Grad-CAM of the predicted class", value=True, key="metrics_gallery_cam")
+    method = cam_view.default_method_of(entry.card)
+    heatmaps = st.toggle(f"Show the {cam_view.method_label(method)} heatmap of the predicted class",
+                         value=method not in cam_view.SLOW_METHODS, key="metrics_gallery_cam",
+                         help="The model's own heatmap method; the slow ones take a few seconds per slice.")
     try:
         predictor = get_predictor(entry) if heatmaps else None
     except ModelLoadError as exc:
@@ -86,7 +89,7 @@ def misclassified_gallery(entry: ModelEntry, limit_default: int = 6) -> None:
         with cols[shown % 4]:
             caption = esc(f"{row['path']}: true {row['true']}, predicted {row['predicted']}")
             heat = None if predictor is None else cam_view.explain(
-                entry, predictor, image_key(source, None), img, cam_view.default_method(predictor), str(row["predicted"]))
+                entry, predictor, image_key(source, None), img, method, str(row["predicted"]))
             show_image(cam_view.overlay_rgb(img, heat) if heat is not None else img, caption=caption)
         shown += 1
     if missing:

@@ -198,16 +198,16 @@ class Predictor:
                 aug_smooth: bool = False) -> np.ndarray:
         """Heatmap in [0,1] at the input's resolution for `target` (default: the predicted class),
         zero outside the brain. `method` and the layer: the card's `cam` choice (`scripts/select_cam.py`),
-        else Grad-CAM at the spec's target layer. "occlusion" (`explain.occlusion`) runs on the
-        prediction backend, without torch."""
+        else Grad-CAM at the spec's target layer. "occlusion" and "iterative_occlusion"
+        (`explain.occlusion`) run on the prediction backend, without torch."""
         if isinstance(target, str):
             target = self.class_names.index(target)
         cam = self.card.cam or {}
         method = method or str(cam.get("method", "gradcam"))
-        if method == "occlusion":
-            from mrivision.explain.occlusion import occlusion
+        from mrivision.explain import occlusion
 
-            return occlusion(self, img, target)
+        if method in occlusion.METHODS:
+            return getattr(occlusion, method)(self, img, target)
         from mrivision.explain.cam import explain
 
         with self.lock:
