@@ -227,11 +227,13 @@ def test_overlay_controls(weights):
     assert_ok(at)
     assert not at.error
     assert next(s for s in at.selectbox if s.label == "Class to explain").value == other
-    at.selectbox(key="overlay_method").set_value("occlusion")  # the gradient-free method, on the predictions
-    at.run()
-    assert_ok(at)
-    assert not any("could not be computed" in w.value for w in at.warning)
-    assert any("Blurring the hottest" in c.value for c in at.caption)  # its own deletion check: the map was made
+    for method in ("occlusion", "iterative_occlusion"):  # the gradient-free methods, on the predictions
+        at.selectbox(key="overlay_method").set_value(method)
+        at.run()
+        assert_ok(at)
+        assert not any("could not be computed" in w.value for w in at.warning)
+        assert any(c.value.startswith("Blurring the hottest") for c in at.caption)  # its deletion check: a map was made
+        assert any(c.value.startswith("Iterative occlusion blurs") for c in at.caption) == (method != "occlusion")
 
 
 def test_overlay_reuses_predict_upload(weights):
