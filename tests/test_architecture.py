@@ -136,6 +136,35 @@ def test_no_module_imports_another_modules_private_names():
     assert not offences, "\n".join(offences)
 
 
+def module_aliases(name: str) -> dict[str, str]:
+    """Local names that module `name` binds to another module of the package (`from a import mod`,
+    `import a.mod as m`)."""
+    out = {}
+    base = name.split(".") if is_package(name) else name.split(".")[:-1]
+    for node in ast.walk(ast.parse(MODULES[name].read_text(), str(MODULES[name]))):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                module = ".".join(base[:len(base) - node.level + 1] + ([module] if module else []))
+            out.update({a.asname or a.name: f"{module}.{a.name}" for a in node.names if f"{module}.{a.name}" in MODULES})
+        elif isinstance(node, ast.Import):
+            out.update({a.asname: a.name for a in node.names if a.asname and a.name in MODULES})
+    return {local: module for local, module in out.items() if module != name}
+
+
+def test_no_module_reaches_into_another_modules_private_attributes():
+    """`from mrivision.x import mod` then `mod._helper` is the same reach as importing `_helper`."""
+    offences = []
+    for name in MODULES:
+        aliases = module_aliases(name)
+        for node in ast.walk(ast.parse(MODULES[name].read_text(), str(MODULES[name]))):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                offences.append(f"{MODULES[name].relative_to(PACKAGE.parent)}:{node.lineno} takes "
+                                f"{aliases[node.value.id]}.{node.attr}")
+    assert not offences, "\n".join(offences)
+
+
 def test_the_package_never_imports_streamlit():
     offences = [f"{MODULES[name].relative_to(PACKAGE.parent)}:{line}"
                 for name in MODULES for module, _, line in imports(name)
