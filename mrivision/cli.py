@@ -331,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="write a CAM heatmap for an image")
     p.add_argument("file")
     p.add_argument("--model", default=default_model, help=model_help)
-    p.add_argument("--method", help="CAM method (default: the one the model's card chose, else gradcam)")
+    p.add_argument("--method", help="heatmap method: a Grad-CAM-family one (gradcam, hirescam, layercam, ...), occlusion "
+                                    "or iterative_occlusion (default: the one the model's card chose, else gradcam)")
     p.add_argument("--target", help="class to explain (default: predicted)")
     p.add_argument("--out", default="heatmap.png")
     p.add_argument("--overlay", action="store_true", help="write the heatmap blended over the slice")

@@ -1,1 +1,1 @@
-"""Heatmaps: the Grad-CAM family."""
+"""Heatmaps: the Grad-CAM family (`cam`, torch) and occlusion (`occlusion`, on the prediction backend)."""

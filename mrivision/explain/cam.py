@@ -28,6 +28,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from mrivision.model.zoo import MRINet
 from mrivision.explain.heatmap import mask_to_brain, to_input
+from mrivision.explain.occlusion import METHODS as OCCLUSION_METHODS  # run by `Predictor.explain`, not here
 from mrivision.inputs.transforms import frame, normalise
 
 METHODS: dict[str, type] = {
@@ -112,7 +113,8 @@ def explain(model: MRINet, img: np.ndarray, method: str = "gradcam", target: int
     try:
         cam_class = METHODS[method]
     except KeyError:
-        raise ValueError(f"unknown CAM method {method!r}; choose from {', '.join(METHODS)}") from None
+        raise ValueError(f"unknown heatmap method {method!r}; choose from {', '.join([*METHODS, *OCCLUSION_METHODS])}"
+                         ) from None
     img = np.asarray(img, dtype=np.float32)
     if img.ndim != 2:
         raise ValueError(f"expected a 2-D gray slice, got shape {img.shape}")
