@@ -105,9 +105,17 @@ if test_data:
 else:
     st.caption("The card names no test data.")
 
-faithfulness = card.faithfulness
-if faithfulness:
+faithfulness, cam = card.faithfulness, card.cam
+if faithfulness or cam:
     st.subheader("Heatmap faithfulness")
+if cam:
+    st.write(text.esc(ms.cam_choice_text(cam)))
+    candidates = ms.cam_candidates_table(cam)
+    if candidates is not None:
+        page.show_table(candidates)
+if faithfulness:
+    if cam:
+        st.caption("Below: the Grad-CAM-family checks of the card's `faithfulness` section (on test slices).")
     if ms.faithfulness_text(faithfulness):
         st.write(text.esc(ms.faithfulness_text(faithfulness)))
     table = ms.faithfulness_table(faithfulness)

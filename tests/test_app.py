@@ -475,6 +475,12 @@ def test_metrics_reads_as_text_for_an_ensemble(tmp_path, tiny_model, monkeypatch
          "n_held_out": 8, "subjects_held_out": 3} for k in range(2)])
     card["faithfulness"] = {"data": "8 test slices", "sentence": "Removing the hottest 20% lowers confidence.",
                             "gradcam": {"road_morf": {"10": 0.2, "20": 0.3}, "top20_drop": 0.25}}
+    card["cam"] = {"method": "iterative_occlusion", "layer": None, "score": None, "ratio": 1.81,
+                   "confirmation": {"ratio": 1.66, "n_images": 12},
+                   "candidates": [{"method": "hirescam", "layer": "block4", "score": "logit", "ratio": 1.2,
+                                   "top_drop": 0.4, "random_drop": 0.33},
+                                  {"method": "iterative_occlusion", "layer": None, "score": None, "ratio": 1.81,
+                                   "top_drop": 0.6, "random_drop": 0.33}]}
     (tmp_path / "tiny.json").write_text(json.dumps(card))
     monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tmp_path))
     at = open_page("app_pages/metrics.py")
@@ -486,7 +492,12 @@ def test_metrics_reads_as_text_for_an_ensemble(tmp_path, tiny_model, monkeypatch
     tables = [d.value for d in at.dataframe]
     folds = next(v for v in tables if "fold" in v.columns)
     assert list(folds["epochs run"]) == [5, 5]
-    faith = next(v for v in tables if "method" in v.columns)
+    assert "The heatmap shown for this model is Iterative occlusion (no gradients)" in t.replace("\\", "")
+    assert "1.81x what a random 20% costs on the selection slices, 1.66x on 12 other slices" in t.replace("\\", "")
+    chosen_among = next(v for v in tables if "ratio to random" in v.columns)
+    assert list(chosen_among["method"]) == ["Iterative occlusion (no gradients)", "HiResCAM"]  # best first
+    assert chosen_among.loc[0, "hottest 20% (points)"] == pytest.approx(60)
+    faith = next(v for v in tables if "method" in v.columns and "ratio to random" not in v.columns)
     assert faith.loc[0, "method"] == "Grad-CAM" and faith.iloc[0, 2] == pytest.approx(0.25)
     all_models = tables[-1]
     assert list(all_models["default"]) == ["yes"]

@@ -193,6 +193,35 @@ def faithfulness_text(faithfulness: Mapping) -> str:
     return " ".join(parts)
 
 
+def _ratio(value: object) -> str:
+    return f"{float(value):.2f}x" if is_number(value) else "not measured"
+
+
+def cam_choice_text(cam: Mapping) -> str:
+    """How the card's heatmap method was chosen (`scripts/select_cam.py`), in words."""
+    method = method_label(str(cam.get("method") or "gradcam"))
+    where = "" if not cam.get("layer") else f" at {cam['layer']} on the {cam.get('score') or 'logit'}"
+    text = (f"The heatmap shown for this model is {method}{where}, chosen by the deletion check on training slices: "
+            f"blurring its hottest 20% of the brain costs {_ratio(cam.get('ratio'))} what a random 20% costs on the "
+            "selection slices")
+    confirmation = cam.get("confirmation")
+    if isinstance(confirmation, Mapping):
+        text += f", {_ratio(confirmation.get('ratio'))} on {confirmation.get('n_images', 'other')} other slices"
+    return text + "."
+
+
+def cam_candidates_table(cam: Mapping) -> pd.DataFrame | None:
+    """The methods the choice was made among, best first (drops in points of confidence)."""
+    rows = [r for r in cam.get("candidates") or [] if isinstance(r, Mapping)]
+    if not rows:
+        return None
+    table = pd.DataFrame([{"method": method_label(str(r.get("method"))), "layer": r.get("layer") or "-",
+                           "explains": r.get("score") or "-", "ratio to random": r.get("ratio"),
+                           "hottest 20% (points)": 100 * float(r.get("top_drop") or 0),
+                           "random 20% (points)": 100 * float(r.get("random_drop") or 0)} for r in rows])
+    return table.sort_values("ratio to random", ascending=False, na_position="last", ignore_index=True)
+
+
 def bench_table(bench: Mapping) -> pd.DataFrame:
     """The card's speed benchmark as field/value rows (lists joined, nested sections flattened)."""
     rows = []
