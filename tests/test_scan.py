@@ -41,7 +41,7 @@ def dicom_slice(pixels: np.ndarray, z: float, series: str, *, normal_axis: str =
         for k, v in PHI.items():
             setattr(ds, k, v)
     ds.ImageOrientationPatient = {"axial": [1, 0, 0, 0, 1, 0], "axial_down": [1, 0, 0, 0, -1, 0],
-                                  "sagittal": [0, 1, 0, 0, 0, -1]}[normal_axis]
+                                  "axial_mirrored": [-1, 0, 0, 0, 1, 0], "sagittal": [0, 1, 0, 0, 0, -1]}[normal_axis]
     ds.ImagePositionPatient = [0.0, 0.0, float(z)] if normal_axis.startswith("axial") else [float(z), 0.0, 0.0]
     ds.PixelSpacing = [1.0, 1.0]
     ds.Rows, ds.Columns = pixels.shape
@@ -101,6 +101,7 @@ def test_nifti_volume_round_trip_and_spacing():
     vol, _ = scan_with_off_level(1, 0)
     v = load_volume(nifti_bytes(vol, gz=True), names=["scan.nii.gz"])
     assert v.slices.shape == vol.shape and v.source == "nifti" and v.spacing == (2.0, 1.0, 1.0)
+    assert "patient's right on the image's right" in v.orientation  # RAS+ columns run to the patient's right
     np.testing.assert_allclose(v.slices, vol / vol.max(), atol=1e-6)  # one intensity scale for the scan
 
 
@@ -113,6 +114,12 @@ def test_dicom_series_whose_slice_normal_points_down_has_a_positive_spacing():
     for k in range(4):  # inferior to superior, whatever way the normal points
         assert np.corrcoef(v.slices[k].ravel(), slices[k].ravel())[0, 1] > 0.99
 
+def test_a_dicom_series_says_which_side_of_the_patient_is_on_the_right_of_the_image():
+    rng = np.random.default_rng(3)
+    files = [dicom_slice(make_slice(1, rng), float(k), "1.2.5", normal_axis="axial_mirrored") for k in range(3)]
+    assert "patient's right on the image's right" in load_volume(files, names=["a.dcm", "b.dcm", "c.dcm"]).orientation
+
+
 def test_dicom_series_is_sorted_by_position_and_zip_is_read_in_memory():
     rng = np.random.default_rng(1)
     slices = [make_slice(2, rng) for _ in range(5)]
@@ -120,6 +127,7 @@ def test_dicom_series_is_sorted_by_position_and_zip_is_read_in_memory():
     files = [dicom_slice(slices[int(z)], z, "1.2.3") for z in zs]
     v = load_volume(files, names=[f"f{i}.dcm" for i in range(5)])
     assert v.source == "dicom series" and v.spacing == (1.0, 1.0, 1.0)
+    assert "patient's left on the image's right" in v.orientation  # rows along DICOM's +x, the patient's left
     for k in range(5):  # inferior to superior
         assert np.corrcoef(v.slices[k].ravel(), slices[k].ravel())[0, 1] > 0.99
     buf = io.BytesIO()

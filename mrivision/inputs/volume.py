@@ -27,6 +27,8 @@ MAX_ZIP_ENTRIES = 2000
 MAX_ZIP_BYTES = 1024 * 1024 * 1024  # uncompressed, all entries together
 MAX_SLICES = 2000
 AXIAL_TOLERANCE = 0.8  # |slice normal . superior axis| at least this: an axial acquisition
+RADIOLOGICAL = "the patient's left on the image's right (radiological view)"
+NEUROLOGICAL = "the patient's right on the image's right (neurological view)"
 
 
 
@@ -137,7 +139,7 @@ def _load_nifti_volume(data: bytes) -> Volume:
     slices = np.stack([np.rot90(ras[:, :, k]) for k in range(ras.shape[2])]).astype(np.float32)
     check_sides(slices.shape[2], slices.shape[1])
     return Volume(slices, "nifti" if ras.shape[2] > 1 else "2-D image",
-                  (spacing[2], spacing[1], spacing[0]), "axial (RAS+, inferior to superior)")
+                  (spacing[2], spacing[1], spacing[0]), f"axial (RAS+, inferior to superior); {NEUROLOGICAL}")
 
 
 def _dicom_series(files: list[tuple[bytes, str | None]], sniffed: list[bool]) -> Volume:
@@ -167,7 +169,18 @@ def _dicom_series(files: list[tuple[bytes, str | None]], sniffed: list[bool]) ->
         positions = [_position(headers[i], normal) for i in order]
         if None not in positions:
             spacing = (abs(float(np.median(np.diff(positions)))), float(pixel[0]), float(pixel[1]))  # normal may point down
-    return Volume(np.stack(slices), "dicom series" if len(slices) > 1 else "2-D image", spacing, how)
+    side = _displayed_side(headers[0])
+    return Volume(np.stack(slices), "dicom series" if len(slices) > 1 else "2-D image", spacing,
+                  f"{how}; {side}" if side else how)
+
+
+def _displayed_side(ds) -> str:
+    """Which of the patient's sides the image's right shows, from the row direction (DICOM's patient
+    axes: +x is the patient's left); "" when the rows do not run left-right."""
+    iop = ds.get("ImageOrientationPatient")
+    if iop is None or len(iop) != 6 or abs(float(iop[0])) < 0.5:
+        return ""
+    return RADIOLOGICAL if float(iop[0]) > 0 else NEUROLOGICAL
 
 
 def _slice_normal(ds) -> np.ndarray | None:
