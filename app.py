@@ -30,7 +30,7 @@ current = st.navigation(pages)
 with loading.script_run():  # background loading waits while the app is busy (loading.IDLE_BEFORE_WARM_S)
     with st.sidebar:
         st.markdown("### MRI Vision")
-        st.caption("Alzheimer's stage classification of brain MRI slices, with CAM heatmaps.")
+        st.caption("Alzheimer's stage classification of brain MRI slices and scans, with heatmaps and atrophy measures.")
     page.model_picker()
     st.sidebar.caption(page.DISCLAIMER)
     current.run()  # every page starts with page.page_header(), which shows the disclaimer
