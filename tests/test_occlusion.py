@@ -42,8 +42,10 @@ def test_heat_is_where_the_evidence_is_and_zero_outside_the_brain(method: str) -
     assert heat[corner & brain].mean() > 3 * heat[~corner & brain].mean()
 
 
-def test_occlusion_of_a_class_blurring_cannot_lower_is_cold() -> None:
-    assert occlusion(TextureInOneCorner(), textured_slice(), target=0, patch=8, stride=4)[8:32, 8:32].max() == 0
+@pytest.mark.parametrize("method", METHODS)
+def test_a_class_blurring_cannot_lower_and_a_blank_slice_stay_cold(method: str) -> None:
+    assert METHODS[method](TextureInOneCorner(), textured_slice(), target=0)[8:32, 8:32].max() == 0
+    assert METHODS[method](TextureInOneCorner(), np.zeros((64, 64), np.float32), target=1).max() == 0
 
 
 def test_iterative_occlusion_heats_the_patches_blurred_first() -> None:

@@ -12,7 +12,8 @@ the selection slices against 1.51 x).
   model's engine file.
 * `iterative_occlusion`: patches are blurred one after another, each time the one (of the
   `candidates` that fell most when last tried) whose blurring, on top of those already blurred,
-  lowers the probability most, until `budget` of the brain is blurred. The hottest pixels are
+  lowers the probability most, until `budget` of the brain is blurred (none when no patch alone
+  lowers it: a slice without evidence for the class, a blank one, stays cold). The hottest pixels are
   those blurred first; the rest keep their single-patch heat below them. This is a greedy search
   for the region whose removal the model misses most (the deletion check's question), so its
   deletion score is partly by construction: it says where the evidence is, not how the network
@@ -128,7 +129,7 @@ def iterative_occlusion(predictor: Predictor, img: np.ndarray, target: int | Non
     single /= max(float(single.max()), 1e-6)
     current, before = canvas.copy(), float(probs[0, k])
     order, left = np.zeros(canvas.shape, np.float32), set(range(len(boxes)))
-    need, steps = budget * brain.sum(), 0
+    need, steps = budget * brain.sum() if (fall > 0).any() else 0, 0  # no patch alone lowers it: nothing to order
     while left and (order > 0)[brain].sum() < need:
         tried = sorted(left, key=lambda i: -fall[i])[:candidates]
         after = _probs(predictor, _blurred(current, fill, [boxes[i] for i in tried]))[:, k]
