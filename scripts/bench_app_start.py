@@ -5,7 +5,7 @@
 
 Each run starts a fresh `streamlit run app.py` with the shipped weights, opens the page, uploads
 the image (at once, or `--think` seconds later) and waits for the predicted stage and then the
-Grad-CAM overlay image (drawn, not just its caption). Prints seconds from the
+heatmap overlay image in the card's method (drawn, not just its caption). Prints seconds from the
 server launch (and from the upload) to each milestone; the browser is started before the clock.
 Run 1 is the coldest (later runs find Python's files in the OS cache).
 Needs Chromium at /usr/bin/chromium and playwright (both installed by scripts/test.sh).
@@ -28,7 +28,7 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu
 MILESTONES = ("server healthy", "page shown", "prediction shown", "heatmap shown")
 # the overlay image itself has arrived and been decoded (its caption shows before the image loads)
 HEATMAP_DRAWN = """() => [...document.querySelectorAll('[data-testid="stImage"]')].some(
-    el => el.innerText.includes("Grad-CAM overlay for")
+    el => el.innerText.includes(" overlay for ")
           && [...el.querySelectorAll("img")].some(img => img.complete && img.naturalWidth > 0))"""
 
 

@@ -98,6 +98,11 @@ def _segment(img: np.ndarray) -> Tissue:
     return Tissue(canvas, placed, brain, labels)
 
 
+def prepare() -> None:
+    """Import scikit-learn's mixture models now (1-2 s, once per process) instead of at the first slice."""
+    import sklearn.mixture  # noqa: F401
+
+
 def tissue_posteriors(canvas: np.ndarray, brain: np.ndarray) -> np.ndarray:
     """(n_brain_pixels, 3) posteriors of CSF, grey, white from the mixture, before smoothing."""
     from sklearn.exceptions import ConvergenceWarning  # scikit-learn loads when a slice is first segmented

@@ -120,8 +120,9 @@ class Predictor:
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
     def warm_up(self, background: bool = False) -> "Predictor":
-        """Make the first prediction and explanation quick: load the PyTorch model (for CAM) and,
-        when there is no engine file, build the in-memory engine (a few seconds, once).
+        """Make the first prediction and explanation quick: load what a fusion card's tissue
+        measures need, the PyTorch model (for CAM) and, when there is no engine file, build the
+        in-memory engine (a few seconds, once).
 
         `background=True` returns at once and does it in a thread; meanwhile predictions run on
         the engine file or the eager model (the same logits within 1e-4), and `explain` waits.
@@ -139,6 +140,10 @@ class Predictor:
         return self
 
     def _load_and_build(self) -> None:
+        if self.fusion is not None:  # its atrophy measures segment tissue: that library first
+            from mrivision.anatomy.tissue import prepare
+
+            prepare()
         with self.lock:  # no CAM hooks come and go while the model is loaded or copied
             self._torch.get()
             self.backend.prepare()
