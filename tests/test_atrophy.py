@@ -1,8 +1,6 @@
 """Atrophy measures: a phantom with known compartments, percentiles, the volume path, bad input."""
 from __future__ import annotations
 
-import re
-import zlib
 from pathlib import Path
 
 import cv2
@@ -14,6 +12,7 @@ from mrivision.anatomy.atrophy import MEASURES, percentile, reference, reference
 from mrivision.anatomy.placement import place
 from mrivision.anatomy.template import scan_affine, scan_nifti
 from mrivision.anatomy.tissue import CSF, GREY, VENTRICLE, WHITE
+from test_scan import pdf_text
 
 SHAPE = (208, 176)
 
@@ -136,23 +135,12 @@ def test_app_shows_tissue_panel_toggle_and_auc_table(tiny_model, monkeypatch):
     assert "Atrophy measures (no model)" in [h.value for h in at.subheader]
 
 
-def _pdf_text(pdf: bytes) -> str:
-    """The text of a PDF's content streams (inflated)."""
-    parts = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
-        try:
-            parts.append(zlib.decompress(stream).decode("latin-1"))
-        except zlib.error:
-            continue
-    return "\n".join(parts)
-
-
 def test_report_prints_measures_and_says_what_the_reference_is(tiny_model):
     from mrivision import load_model
     from mrivision.report import case_report
 
     img = phantom()[0]
     predictor = load_model(str(tiny_model), build=False)
-    text = _pdf_text(case_report(predictor, predictor.predict(img), img, atrophy=measure_atrophy(img)))
+    text = pdf_text(case_report(predictor, predictor.predict(img), img, atrophy=measure_atrophy(img)))
     assert "Tissue measures" in text and "not age-matched" in text and "Ventricles:" in text
-    assert "Tissue measures" not in _pdf_text(case_report(predictor, predictor.predict(img), img))
+    assert "Tissue measures" not in pdf_text(case_report(predictor, predictor.predict(img), img))

@@ -242,19 +242,25 @@ def test_cli_predicts_a_volume_and_writes_a_report(tiny_model, tmp_path, capsys)
         assert s not in out
 
 
-def test_scan_page_shows_the_scan_stage_and_no_patient_field(tiny_model, monkeypatch):
+def scan_page_with(name: str, data: bytes, mime: str):
+    """The app's Whole scan page (AppTest) after uploading one file."""
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tiny_model.parent))
-    rng = np.random.default_rng(6)
-    series = zip_of({f"im{z}.dcm": dicom_slice(make_slice(2, rng), z, "7.7") for z in range(4)})
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     at.switch_page("app_pages/scan.py")
     at.run()
-    at.file_uploader(key="scan_uploads").set_value(("series.zip", series, "application/zip"))
+    at.file_uploader(key="scan_uploads").set_value((name, data, mime))
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_scan_page_shows_the_scan_stage_and_no_patient_field(tiny_model, monkeypatch):
+    monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tiny_model.parent))
+    rng = np.random.default_rng(6)
+    series = zip_of({f"im{z}.dcm": dicom_slice(make_slice(2, rng), z, "7.7") for z in range(4)})
+    at = scan_page_with("series.zip", series, "application/zip")
     assert [m.label for m in at.metric][:2] == ["Stage for the scan", "Expected stage"]
     shown = " ".join(str(e.value) for kind in ("markdown", "caption", "metric", "warning", "error", "info")
                      for e in getattr(at, kind))

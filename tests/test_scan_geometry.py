@@ -14,7 +14,7 @@ from mrivision import ImageLoadError, load_model
 from mrivision.anatomy.placement import TRAINED_MNI_Z_MM, brain_mask, place
 from mrivision.anatomy.template import resample_template, rotation, scan_affine, scan_nifti, template
 from mrivision.inference.scan import MAX_SLICES, WARNING_CONTRAST, WARNING_NO_GEOMETRY
-from test_scan import dicom_slice
+from test_scan import dicom_slice, scan_page_with
 
 
 def true_heights(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -140,19 +140,9 @@ def test_bad_sources_get_one_plain_message(predictor, tmp_path):
 
 
 def test_scan_page_shows_where_the_used_slices_sit(tiny_model, monkeypatch):
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
-
     monkeypatch.setenv("MRIVISION_WEIGHTS_DIR", str(tiny_model.parent))
     data = scan_nifti(*scan_affine((1.0, 1.0, 3.0), "LPS", (-40.0, 89.0)), gz=True)
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("app_pages/scan.py")
-    at.run()
-    at.file_uploader(key="scan_uploads").set_value(("scan.nii.gz", data, "application/gzip"))
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = scan_page_with("scan.nii.gz", data, "application/gzip")
     assert "Green: the level of the training slices (MNI z -3 to 23 mm)" in " ".join(image_captions(at))
     at.slider[0].set_value(0).run()  # a slice far below the band: predicted on demand
     assert not at.exception, [e.value for e in at.exception]
