@@ -188,7 +188,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     else:
         out.write_bytes(encode_png(heat))
     pred = predictor.predict(img)
-    method = args.method or (predictor.card.cam or {}).get("method", "gradcam")
+    method = args.method or predictor.card.heatmap_method
     print(f"{args.file}: {pred.label} ({pred.confidence:.1%}); {method} heatmap written to {out}")
     return 0
 

@@ -15,9 +15,7 @@ from ui.text import esc
 
 if TYPE_CHECKING:
     from mrivision import Predictor
-    from mrivision.model.card import ModelCard
 
-DEFAULT_METHOD = "gradcam"
 SLOW_METHODS = frozenset({"scorecam", "iterative_occlusion"})  # seconds per slice on a CPU
 SEND_BEFORE_IMPORTS_S = 0.25
 METHOD_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "hirescam": "HiResCAM", "xgradcam": "XGrad-CAM",
@@ -43,13 +41,8 @@ def colormaps() -> list[str]:
 
 
 def default_method(predictor: Predictor) -> str:
-    """The heatmap method the model's card chose (`scripts/select_cam.py`), else DEFAULT_METHOD."""
-    return default_method_of(predictor.card)
-
-
-def default_method_of(card: ModelCard) -> str:
-    """`default_method` read from a card (without loading the model)."""
-    return str((card.cam or {}).get("method") or DEFAULT_METHOD)
+    """The heatmap method the model's card chose (`ModelCard.heatmap_method`)."""
+    return predictor.card.heatmap_method
 
 
 @st.cache_data(show_spinner=False, max_entries=128)

@@ -62,7 +62,7 @@ def misclassified_gallery(entry: ModelEntry, limit_default: int = 6) -> None:
         st.dataframe(wrong.head(50), hide_index=True)
         return
     n = st.slider("Slices to show", 1, min(24, len(wrong)), min(limit_default, len(wrong)), key="metrics_gallery_n")
-    method = cam_view.default_method_of(entry.card)
+    method = entry.card.heatmap_method
     heatmaps = st.toggle(f"Show the {cam_view.method_label(method)} heatmap of the predicted class",
                          value=method not in cam_view.SLOW_METHODS, key="metrics_gallery_cam",
                          help="The model's own heatmap method; the slow ones take a few seconds per slice.")

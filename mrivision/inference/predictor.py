@@ -208,7 +208,7 @@ class Predictor:
         if isinstance(target, str):
             target = self.class_names.index(target)
         cam = self.card.cam or {}
-        method = method or str(cam.get("method", "gradcam"))
+        method = method or self.card.heatmap_method
         from mrivision.explain import occlusion
 
         if method in occlusion.METHODS:

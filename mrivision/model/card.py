@@ -122,6 +122,11 @@ class ModelCard:
         return None
 
     @property
+    def heatmap_method(self) -> str:
+        """The heatmap method the card's `cam` section chose (`scripts/select_cam.py`), else Grad-CAM."""
+        return str((self.cam or {}).get("method") or "gradcam")
+
+    @property
     def is_lesson(self) -> bool:
         """A model kept only to show a lesson (trained on a leaky random re-split): never a clinical choice."""
         return self.training is not None and "random" in self.training.split.lower()
